@@ -1,0 +1,60 @@
+//! # chords
+//!
+//! The portable core of **chords-rs**: parallel diffusion and flow-matching sampling with
+//! the CHORDS algorithm (Han et al., ICCV 2025). A run spreads the T steps of a sampler over
+//! K *cores*: core 0 is the exact sequential solver, faster cores start further along the
+//! grid and are rectified by slower ones, and outputs stream out fastest core first. The
+//! last one is the sequential solve, bit for bit.
+//!
+//! The crate has no GPU dependency and does no I/O beyond `.npy` files:
+//! * [`schedule`]: flow-matching σ grids and VP schedules;
+//! * [`solver`]: one-step jumps as coefficient pairs ([`Euler`], [`Ddim`]);
+//! * [`init`]: initialisation sequences and their output schedule;
+//! * [`sampler`]: [`Chords`] and [`Sequential`] as pure state machines;
+//! * [`run()`]: the executor loop with one worker thread per core;
+//! * [`backend`]: the [`Backend`] trait (one fused linear-combination primitive) and
+//!   [`CpuBackend`];
+//! * [`model`] and [`mixture`]: the [`Model`] trait and the exact Gaussian-mixture oracle;
+//! * [`npy`]: f32 `.npy` I/O.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use chords::*;
+//!
+//! let (means, shape) = mixture::demo_means();
+//! let model = GaussianMixture::new(means, shape, 0.05, Prediction::Velocity).unwrap();
+//! let solver = Arc::new(Euler::new(FlowSchedule::new(50, 1.0).unwrap()));
+//! let x0 = CpuBackend.upload(0, &vec![0.1; 3 * 32 * 32]).unwrap();
+//! let init = InitSequence::parse("0-2-4-8-16-24-32-40", 50).unwrap();
+//! let mut sampler = Chords::new(solver, init, x0).unwrap();
+//! let options = RunOptions { threads: 0, stop: StopRule::CoreIndex(1) };
+//! let summary = run(&mut sampler, &CpuBackend, &model, &options, &mut |event| {
+//!     if let Event::Hit(hit) = event {
+//!         println!("core {} after round {}: {:.2}x", hit.core, hit.round, hit.speedup);
+//!     }
+//! }).unwrap();
+//! assert_eq!(summary.rounds, 17);
+//! ```
+
+pub mod backend;
+mod error;
+pub mod init;
+pub mod mixture;
+pub mod model;
+pub mod npy;
+mod run;
+pub mod sampler;
+pub mod schedule;
+pub mod solver;
+mod stop;
+
+pub use backend::{Backend, BackendError, CpuBackend, CpuLatent};
+pub use error::{Error, Result};
+pub use init::{InitError, InitSequence, InitStrategy, Plan, PlannedHit};
+pub use mixture::GaussianMixture;
+pub use model::{Model, ModelError};
+pub use run::{RunOptions, RunSummary, StopReason, residual, run};
+pub use sampler::{Chords, Event, Output, Request, Sampler, Sequential};
+pub use schedule::{BetaSchedule, FlowSchedule, Spacing, Timestep, VpSchedule};
+pub use solver::{Ddim, Euler, Jump, Prediction, Solver};
+pub use stop::StopRule;

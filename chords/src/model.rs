@@ -1,0 +1,37 @@
+//! The denoiser abstraction: one required method, called once per core per round.
+
+use crate::backend::Backend;
+use crate::schedule::Timestep;
+
+/// A denoiser (diffusion or flow-matching network, or an analytic model) on backend `B`.
+///
+/// # Design
+/// The K calls of a round are independent, so a `Model` is `Sync` and is called from several
+/// threads at once (one worker per core on the CPU; one per device on GPUs). `core` says
+/// which core makes the call, so a model that holds one copy of its weights per device can
+/// pick the right one; the input latent already lives on that core. What the output means
+/// (velocity, ε, v, x0) must match the solver's [`Prediction`](crate::Prediction).
+pub trait Model<B: Backend>: Send + Sync {
+    /// The model output at `x`, a point at timestep `t`, on core `core`.
+    fn evaluate(&self, core: usize, x: &B::Latent, t: &Timestep) -> Result<B::Latent, ModelError>;
+}
+
+impl<B: Backend, M: Model<B> + ?Sized> Model<B> for &M {
+    fn evaluate(&self, core: usize, x: &B::Latent, t: &Timestep) -> Result<B::Latent, ModelError> {
+        (**self).evaluate(core, x, t)
+    }
+}
+
+/// A model call that failed, with the model's explanation.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct ModelError {
+    message: String,
+}
+
+impl ModelError {
+    /// An error with this explanation.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self { message: message.into() }
+    }
+}

@@ -1,0 +1,216 @@
+//! The standard executor: drives a [`Sampler`] round by round, running each round's model
+//! calls on worker threads (one per core by default), checking outputs, applying the stop
+//! rule and forwarding events.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::mpsc;
+
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+use crate::model::{Model, ModelError};
+use crate::sampler::{Event, Request, Sampler};
+use crate::stop::StopRule;
+
+/// How to run a sampler.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunOptions {
+    /// Worker threads for model calls; 0 means one per core. 1 runs calls inline.
+    pub threads: usize,
+    /// When to stop.
+    pub stop: StopRule,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self { threads: 0, stop: StopRule::CoreIndex(1) }
+    }
+}
+
+/// Why a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// The stop rule was met.
+    Rule,
+    /// The sampler produced every output.
+    Finished,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunSummary {
+    /// Rounds of model calls.
+    pub rounds: usize,
+    /// Model calls in all.
+    pub model_calls: usize,
+    /// Why it ended.
+    pub reason: StopReason,
+}
+
+/// Runs `sampler` with `model` until the stop rule or the end, reporting every event.
+pub fn run<B, M>(
+    sampler: &mut dyn Sampler<B>,
+    backend: &B,
+    model: &M,
+    options: &RunOptions,
+    on_event: &mut dyn FnMut(&Event<B::Latent>),
+) -> Result<RunSummary>
+where
+    B: Backend,
+    M: Model<B> + ?Sized,
+{
+    options.stop.validate(sampler.max_hits())?;
+    let workers = match options.threads {
+        0 => sampler.max_hits(),
+        n => n,
+    };
+    if workers <= 1 {
+        return drive(sampler, backend, options, on_event, &mut |requests| {
+            Ok(requests.iter().map(|r| call(model, r)).collect())
+        });
+    }
+    std::thread::scope(|scope| {
+        let (result_tx, result_rx) = mpsc::channel::<(usize, Result<B::Latent, ModelError>)>();
+        let job_txs: Vec<mpsc::Sender<(usize, Request<B::Latent>)>> = (0..workers)
+            .map(|w| {
+                let (tx, rx) = mpsc::channel::<(usize, Request<B::Latent>)>();
+                let result_tx = result_tx.clone();
+                std::thread::Builder::new()
+                    .name(format!("chords-worker-{w}"))
+                    .spawn_scoped(scope, move || {
+                        for (slot, request) in rx {
+                            if result_tx.send((slot, call(model, &request))).is_err() {
+                                break;
+                            }
+                        }
+                    })
+                    .map(|_| tx)
+                    .map_err(|e| Error::Config(format!("cannot start worker thread: {e}")))
+            })
+            .collect::<Result<_>>()?;
+        drive(sampler, backend, options, on_event, &mut |requests| {
+            for (slot, request) in requests.iter().enumerate() {
+                job_txs[slot % workers]
+                    .send((slot, request.clone()))
+                    .map_err(|_| Error::Internal("a worker thread exited".into()))?;
+            }
+            let mut results: Vec<Option<Result<B::Latent, ModelError>>> = (0..requests.len()).map(|_| None).collect();
+            for _ in 0..requests.len() {
+                let (slot, result) =
+                    result_rx.recv().map_err(|_| Error::Internal("worker threads exited".into()))?;
+                results[slot] = Some(result);
+            }
+            results.into_iter().map(|r| r.ok_or_else(|| Error::Internal("missing model output".into()))).collect()
+        })
+        // Dropping `job_txs` here ends the workers; the scope joins them.
+    })
+}
+
+/// One model call, with a panic in the model turned into an error.
+fn call<B: Backend, M: Model<B> + ?Sized>(model: &M, r: &Request<B::Latent>) -> Result<B::Latent, ModelError> {
+    catch_unwind(AssertUnwindSafe(|| model.evaluate(r.core, &r.latent, &r.timestep)))
+        .unwrap_or_else(|_| Err(ModelError::new("the model panicked")))
+}
+
+type Evaluator<'a, L> = dyn FnMut(&[Request<L>]) -> Result<Vec<Result<L, ModelError>>> + 'a;
+
+/// The round loop, independent of how model calls are executed.
+fn drive<B: Backend>(
+    sampler: &mut dyn Sampler<B>,
+    backend: &B,
+    options: &RunOptions,
+    on_event: &mut dyn FnMut(&Event<B::Latent>),
+    evaluate: &mut Evaluator<'_, B::Latent>,
+) -> Result<RunSummary> {
+    let mut model_calls = 0;
+    let mut stop = StopTracker::new(options.stop);
+    loop {
+        let requests = sampler.requests();
+        if requests.is_empty() {
+            return Ok(RunSummary { rounds: sampler.rounds(), model_calls, reason: StopReason::Finished });
+        }
+        let round = sampler.rounds() + 1;
+        on_event(&Event::RoundStarted { round, evaluations: requests.iter().map(|r| (r.core, r.index)).collect() });
+        let outputs = evaluate(&requests)?
+            .into_iter()
+            .zip(&requests)
+            .map(|(result, r)| {
+                let out = result.map_err(|source| Error::Model { round, core: r.core, index: r.index, source })?;
+                check_output(backend, round, r, &out)?;
+                Ok(out)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        model_calls += outputs.len();
+        let mut failure = None;
+        sampler.advance(backend, outputs, &mut |event| {
+            if failure.is_none() {
+                if let Err(e) = stop.observe(backend, &event) {
+                    failure = Some(e);
+                }
+            }
+            on_event(&event);
+        })?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        on_event(&Event::RoundFinished { round, model_calls: requests.len() });
+        tracing::debug!(round, calls = requests.len(), "round finished");
+        if stop.met {
+            return Ok(RunSummary { rounds: sampler.rounds(), model_calls, reason: StopReason::Rule });
+        }
+    }
+}
+
+/// A model output must have the input's size and be finite.
+fn check_output<B: Backend>(backend: &B, round: usize, r: &Request<B::Latent>, out: &B::Latent) -> Result<()> {
+    let (want, got) = (backend.numel(&r.latent), backend.numel(out));
+    if want != got {
+        let source = ModelError::new(format!("returned {got} elements for a latent of {want}"));
+        return Err(Error::Model { round, core: r.core, index: r.index, source });
+    }
+    match backend.all_finite(out) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Error::NonFiniteOutput { round, core: r.core, index: r.index }),
+        Err(source) => Err(Error::Backend { core: r.core, source }),
+    }
+}
+
+/// Watches the output stream for the stop rule.
+struct StopTracker {
+    rule: StopRule,
+    previous_hit: Option<Vec<f32>>,
+    met: bool,
+}
+
+impl StopTracker {
+    fn new(rule: StopRule) -> Self {
+        Self { rule, previous_hit: None, met: false }
+    }
+
+    fn observe<B: Backend>(&mut self, backend: &B, event: &Event<B::Latent>) -> Result<()> {
+        let (output, is_hit) = match event {
+            Event::Preview(o) => (o, false),
+            Event::Hit(o) => (o, true),
+            _ => return Ok(()),
+        };
+        match self.rule {
+            StopRule::CoreIndex(n) => self.met |= output.position == n,
+            StopRule::Residual(tau) if is_hit => {
+                let hit = backend
+                    .download(&output.latent)
+                    .map_err(|source| Error::Backend { core: output.core, source })?;
+                if let Some(prev) = &self.previous_hit {
+                    self.met |= residual(prev, &hit) < tau;
+                }
+                self.previous_hit = Some(hit);
+            }
+            StopRule::Residual(_) | StopRule::All => {}
+        }
+        Ok(())
+    }
+}
+
+/// `‖a - b‖₂ / numel`, the residual between consecutive hits.
+pub fn residual(a: &[f32], b: &[f32]) -> f64 {
+    let sq: f64 = a.iter().zip(b).map(|(x, y)| (*x as f64 - *y as f64).powi(2)).sum();
+    sq.sqrt() / a.len().max(1) as f64
+}

@@ -1,0 +1,245 @@
+//! The CHORDS engine: a hierarchy of cores, slow and exact to fast and coarse, where each
+//! slower core rectifies the next faster one (DESIGN.md section 3, the paper's Framework 2.2).
+
+use std::sync::Arc;
+
+use super::{Event, Output, Request, Sampler, jump};
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+use crate::init::InitSequence;
+use crate::solver::Solver;
+
+/// A point on the grid with the model's output there, once evaluated.
+#[derive(Debug, Clone)]
+struct Evaluated<L> {
+    index: usize,
+    x: L,
+    out: L,
+}
+
+/// The state of one active core.
+#[derive(Debug)]
+struct Core<L> {
+    /// The core's id: its position in the initialisation sequence (0 = slowest).
+    id: usize,
+    /// The point waiting for a model call.
+    cur: (usize, L),
+    /// Its last evaluated point; `None` before its first evaluation.
+    finish: Option<Evaluated<L>>,
+    /// Where it was last started or rectified, with the model output once evaluated there.
+    begin: (usize, L, Option<L>),
+    /// Model calls this core has made.
+    evaluations: usize,
+}
+
+impl<L: Clone> Core<L> {
+    fn new(id: usize, index: usize, x: L) -> Self {
+        Self { id, cur: (index, x.clone()), finish: None, begin: (index, x, None), evaluations: 0 }
+    }
+
+    fn finish(&self) -> Result<&Evaluated<L>> {
+        self.finish.as_ref().ok_or_else(|| Error::Internal(format!("core {} has not evaluated yet", self.id)))
+    }
+}
+
+/// The CHORDS sampler.
+///
+/// Core 0 starts at `x0`; core k is spawned at grid index `i_k` by a coarse jump of core
+/// k-1 after that core's first evaluation. Every round each active core evaluates its
+/// current point and steps forward by one grid index; whenever core c-1 reaches the index
+/// where core c last (re)started, core c's next point is corrected with
+/// `x_n = F - G + G*` (fine minus coarse from the faster core's own points, plus the coarse
+/// jump from the slower, more accurate point). Hits stream out fastest core first; core 0's
+/// hit is the sequential solve, bit for bit on a backend that honours
+/// [`Backend`]'s summation-order contract.
+///
+/// ```
+/// use std::sync::Arc;
+/// use chords::{Backend, Chords, CpuBackend, Euler, FlowSchedule, GaussianMixture, InitSequence,
+///              Prediction, RunOptions, StopRule, run};
+/// let solver = Arc::new(Euler::new(FlowSchedule::new(10, 1.0).unwrap()));
+/// let model = GaussianMixture::new(vec![0.5, -0.5], vec![2, 1], 0.1, Prediction::Velocity).unwrap();
+/// let x0 = CpuBackend.upload(0, &[0.3]).unwrap();
+/// let init = InitSequence::parse("0-2-5", 10).unwrap();
+/// let mut sampler = Chords::new(solver, init, x0).unwrap();
+/// let mut hits = Vec::new();
+/// let options = RunOptions { threads: 1, stop: StopRule::All };
+/// run(&mut sampler, &CpuBackend, &model, &options, &mut |e| {
+///     if let chords::Event::Hit(h) = e { hits.push((h.core, h.round)); }
+/// }).unwrap();
+/// assert_eq!(hits, vec![(2, 7), (1, 9), (0, 10)]);
+/// ```
+#[derive(Debug)]
+pub struct Chords<B: Backend> {
+    solver: Arc<dyn Solver>,
+    init: InitSequence,
+    /// Active cores, slowest first. Retirement always removes the fastest.
+    cores: Vec<Core<B::Latent>>,
+    /// Position in the sequence of the next core to spawn.
+    next_spawn: usize,
+    round: usize,
+    hits: usize,
+}
+
+impl<B: Backend> Chords<B> {
+    /// A CHORDS run of `init.cores()` cores from `x0` (on core 0).
+    pub fn new(solver: Arc<dyn Solver>, init: InitSequence, x0: B::Latent) -> Result<Self> {
+        if init.steps() != solver.steps() {
+            return Err(Error::Config(format!(
+                "initialisation sequence is for {} steps but the solver has {}",
+                init.steps(),
+                solver.steps()
+            )));
+        }
+        Ok(Self { solver, init, cores: vec![Core::new(0, 0, x0)], next_spawn: 1, round: 0, hits: 0 })
+    }
+
+    /// The initialisation sequence.
+    pub fn init(&self) -> &InitSequence {
+        &self.init
+    }
+
+    /// The new `cur` of core at `pos`: a rectified point if the slower core has just
+    /// evaluated at its begin index, else one ordinary step. Returns whether it rectified.
+    fn step_core(&self, backend: &B, pos: usize) -> Result<((usize, B::Latent), bool)> {
+        let core = &self.cores[pos];
+        let f = core.finish()?;
+        let n = f.index + 1;
+        let slower = match pos.checked_sub(1) {
+            Some(p) => Some(self.cores[p].finish()?),
+            None => None,
+        };
+        let Some(slow) = slower.filter(|s| s.index == core.begin.0) else {
+            let x = jump(backend, self.solver.as_ref(), core.id, &f.x, &f.out, f.index, n)?;
+            return Ok(((n, x), false));
+        };
+        let (begin_index, begin_x, begin_out) = &core.begin;
+        let begin_out = begin_out
+            .as_ref()
+            .ok_or_else(|| Error::Internal(format!("core {} rectified before evaluating its begin point", core.id)))?;
+        let to_core = |l: &B::Latent| backend.transfer(l, core.id).map_err(|source| Error::Backend { core: core.id, source });
+        let (slow_x, slow_out) = (to_core(&slow.x)?, to_core(&slow.out)?);
+        let fine = self.solver.jump(f.index, n);
+        let coarse = self.solver.jump(*begin_index, n);
+        // x_n = F - G + G*, fused: F = fine(finish), G = coarse(begin), G* = coarse(slower finish).
+        let x = backend
+            .lincomb(
+                core.id,
+                &[
+                    (fine.a as f32, &f.x),
+                    (fine.b as f32, &f.out),
+                    (-coarse.a as f32, begin_x),
+                    (-coarse.b as f32, begin_out),
+                    (coarse.a as f32, &slow_x),
+                    (coarse.b as f32, &slow_out),
+                ],
+            )
+            .map_err(|source| Error::Backend { core: core.id, source })?;
+        Ok(((n, x), true))
+    }
+}
+
+impl<B: Backend> Sampler<B> for Chords<B> {
+    fn name(&self) -> &'static str {
+        "chords"
+    }
+
+    fn steps(&self) -> usize {
+        self.solver.steps()
+    }
+
+    fn max_hits(&self) -> usize {
+        self.init.cores()
+    }
+
+    fn rounds(&self) -> usize {
+        self.round
+    }
+
+    fn requests(&self) -> Vec<Request<B::Latent>> {
+        self.cores
+            .iter()
+            .map(|c| Request { core: c.id, index: c.cur.0, timestep: self.solver.timestep(c.cur.0), latent: c.cur.1.clone() })
+            .collect()
+    }
+
+    fn advance(&mut self, backend: &B, outputs: Vec<B::Latent>, events: &mut dyn FnMut(Event<B::Latent>)) -> Result<()> {
+        if outputs.len() != self.cores.len() || self.cores.is_empty() {
+            return Err(Error::Internal(format!(
+                "round got {} outputs for {} active cores",
+                outputs.len(),
+                self.cores.len()
+            )));
+        }
+        self.round += 1;
+        let (round, steps) = (self.round, self.solver.steps());
+
+        // 2. Record each core's evaluation.
+        for (core, out) in self.cores.iter_mut().zip(outputs) {
+            let (index, x) = core.cur.clone();
+            if index == core.begin.0 {
+                core.begin.2 = Some(out.clone());
+            }
+            core.finish = Some(Evaluated { index, x, out });
+            core.evaluations += 1;
+        }
+
+        // 3. Spawn or preview from the fastest core, then rectify or step every core.
+        let fastest = self.cores.len() - 1;
+        let mut spawned = None;
+        if self.cores[fastest].evaluations == 1 {
+            let core = &self.cores[fastest];
+            let f = core.finish()?;
+            match self.init.starts().get(self.next_spawn) {
+                Some(&start) => {
+                    let id = self.next_spawn;
+                    let x = jump(backend, self.solver.as_ref(), core.id, &f.x, &f.out, f.index, start)?;
+                    let x = backend.transfer(&x, id).map_err(|source| Error::Backend { core: id, source })?;
+                    spawned = Some(Core::new(id, start, x));
+                    self.next_spawn += 1;
+                    events(Event::Spawned { round, core: id, index: start });
+                }
+                None => {
+                    let latent = jump(backend, self.solver.as_ref(), core.id, &f.x, &f.out, f.index, steps)?;
+                    events(Event::Preview(Output {
+                        position: 0,
+                        core: core.id,
+                        round,
+                        speedup: steps as f64 / round as f64,
+                        latent,
+                    }));
+                }
+            }
+        }
+        let next: Vec<((usize, B::Latent), bool)> =
+            (0..self.cores.len()).map(|pos| self.step_core(backend, pos)).collect::<Result<_>>()?;
+        for (core, (cur, rectified)) in self.cores.iter_mut().zip(next) {
+            if rectified {
+                core.begin = (cur.0, cur.1.clone(), None);
+                events(Event::Rectified { round, core: core.id, index: cur.0 });
+            }
+            core.cur = cur;
+        }
+        self.cores.extend(spawned);
+        for core in &self.cores {
+            events(Event::CoreUpdated { round, core: core.id, index: core.cur.0, latent: core.cur.1.clone() });
+        }
+
+        // 4. Cores that reached T have finished: hits, fastest first.
+        while let Some(core) = self.cores.last().filter(|c| c.cur.0 == steps) {
+            self.hits += 1;
+            events(Event::Hit(Output {
+                position: self.hits,
+                core: core.id,
+                round,
+                speedup: steps as f64 / round as f64,
+                latent: core.cur.1.clone(),
+            }));
+            self.cores.pop();
+        }
+        if let Some(stuck) = self.cores.iter().find(|c| c.cur.0 >= steps) {
+            return Err(Error::Internal(format!("core {} finished before a faster core", stuck.id)));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,139 @@
+//! Samplers as pure state machines, and the events they stream.
+//!
+//! A [`Sampler`] knows nothing of threads, devices or files. Each round it hands out
+//! [`Request`]s ("evaluate the model at this core's point"), an executor runs them (in
+//! parallel: that is the point), and [`Sampler::advance`] takes the outputs back, does the
+//! round's linear algebra on the [`Backend`], and reports what happened as [`Event`]s.
+//! [`run`](crate::run) is the standard executor loop.
+
+mod chords;
+mod sequential;
+
+pub use chords::Chords;
+pub use sequential::Sequential;
+
+use crate::backend::Backend;
+use crate::error::Result;
+use crate::schedule::Timestep;
+use crate::solver::Solver;
+
+/// One model evaluation a sampler needs this round.
+#[derive(Debug, Clone)]
+pub struct Request<L> {
+    /// The core making the call; `latent` lives there.
+    pub core: usize,
+    /// Grid index of the point.
+    pub index: usize,
+    /// The model's time input at that index.
+    pub timestep: Timestep,
+    /// The point to evaluate.
+    pub latent: L,
+}
+
+/// A streamed output: the preview or a core's hit.
+#[derive(Debug, Clone)]
+pub struct Output<L> {
+    /// Position in the stream: 0 is the preview, hits count from 1 in arrival order.
+    pub position: usize,
+    /// The core that produced it.
+    pub core: usize,
+    /// The round after which it exists.
+    pub round: usize,
+    /// `T / round`.
+    pub speedup: f64,
+    /// The output latent (lives on `core`).
+    pub latent: L,
+}
+
+/// What happened during a run, in order. Latents are cheap handles.
+#[derive(Debug, Clone)]
+pub enum Event<L> {
+    /// A round is about to evaluate these `(core, grid index)` points.
+    RoundStarted {
+        /// 1-based round number.
+        round: usize,
+        /// The points, slowest core first.
+        evaluations: Vec<(usize, usize)>,
+    },
+    /// A new core starts at `index`; it evaluates from the next round on.
+    Spawned {
+        /// The round that spawned it.
+        round: usize,
+        /// The new core.
+        core: usize,
+        /// Its starting grid index.
+        index: usize,
+    },
+    /// A slower core corrected this core's point at `index`.
+    Rectified {
+        /// The round.
+        round: usize,
+        /// The corrected core.
+        core: usize,
+        /// The grid index of the corrected point.
+        index: usize,
+    },
+    /// A core's next point after this round (for live views).
+    CoreUpdated {
+        /// The round.
+        round: usize,
+        /// The core.
+        core: usize,
+        /// Grid index of its next point (T when it has just finished).
+        index: usize,
+        /// The point.
+        latent: L,
+    },
+    /// A one-jump guess of the final output, after the fastest core's first evaluation.
+    Preview(Output<L>),
+    /// A core reached the end of the grid: a finished output.
+    Hit(Output<L>),
+    /// A round is done.
+    RoundFinished {
+        /// The round.
+        round: usize,
+        /// Model calls made this round.
+        model_calls: usize,
+    },
+}
+
+/// A sampler that runs as a sequence of rounds of parallel model calls.
+pub trait Sampler<B: Backend> {
+    /// A short name for reports (`"chords"`, `"sequential"`).
+    fn name(&self) -> &'static str;
+    /// Steps T of the grid.
+    fn steps(&self) -> usize;
+    /// How many outputs the stream can hold, preview excluded.
+    fn max_hits(&self) -> usize;
+    /// Rounds completed so far.
+    fn rounds(&self) -> usize;
+    /// The model calls of the next round; empty once the sampler has finished.
+    fn requests(&self) -> Vec<Request<B::Latent>>;
+    /// Takes the outputs of [`requests`](Self::requests) (same order) and completes the round.
+    fn advance(
+        &mut self,
+        backend: &B,
+        outputs: Vec<B::Latent>,
+        events: &mut dyn FnMut(Event<B::Latent>),
+    ) -> Result<()>;
+    /// Whether every output has been produced.
+    fn is_finished(&self) -> bool {
+        self.requests().is_empty()
+    }
+}
+
+/// `jump(x, out, from → to)` on `core`: the one place solver coefficients meet latents.
+pub(crate) fn jump<B: Backend>(
+    backend: &B,
+    solver: &dyn Solver,
+    core: usize,
+    x: &B::Latent,
+    out: &B::Latent,
+    from: usize,
+    to: usize,
+) -> Result<B::Latent> {
+    let j = solver.jump(from, to);
+    backend
+        .lincomb(core, &[(j.a as f32, x), (j.b as f32, out)])
+        .map_err(|source| crate::Error::Backend { core, source })
+}

@@ -1,0 +1,72 @@
+//! The plain sequential solve: T rounds of one model call. The reference for everything.
+
+use std::sync::Arc;
+
+use super::{Event, Output, Request, Sampler, jump};
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+use crate::solver::Solver;
+
+/// The sequential sampler: `x_{i+1} = jump(x_i, model(x_i), i → i+1)` for i = 0..T.
+#[derive(Debug)]
+pub struct Sequential<B: Backend> {
+    solver: Arc<dyn Solver>,
+    index: usize,
+    x: B::Latent,
+    round: usize,
+}
+
+impl<B: Backend> Sequential<B> {
+    /// Starts at `x0` (on core 0) at grid index 0.
+    pub fn new(solver: Arc<dyn Solver>, x0: B::Latent) -> Self {
+        Self { solver, index: 0, x: x0, round: 0 }
+    }
+}
+
+impl<B: Backend> Sampler<B> for Sequential<B> {
+    fn name(&self) -> &'static str {
+        "sequential"
+    }
+
+    fn steps(&self) -> usize {
+        self.solver.steps()
+    }
+
+    fn max_hits(&self) -> usize {
+        1
+    }
+
+    fn rounds(&self) -> usize {
+        self.round
+    }
+
+    fn requests(&self) -> Vec<Request<B::Latent>> {
+        if self.index >= self.solver.steps() {
+            return Vec::new();
+        }
+        vec![Request { core: 0, index: self.index, timestep: self.solver.timestep(self.index), latent: self.x.clone() }]
+    }
+
+    fn advance(&mut self, backend: &B, outputs: Vec<B::Latent>, events: &mut dyn FnMut(Event<B::Latent>)) -> Result<()> {
+        let steps = self.solver.steps();
+        let [out] = <[B::Latent; 1]>::try_from(outputs)
+            .map_err(|o| Error::Internal(format!("sequential round got {} outputs, expected 1", o.len())))?;
+        if self.index >= steps {
+            return Err(Error::Internal("sequential sampler advanced after finishing".into()));
+        }
+        self.round += 1;
+        self.x = jump(backend, self.solver.as_ref(), 0, &self.x, &out, self.index, self.index + 1)?;
+        self.index += 1;
+        events(Event::CoreUpdated { round: self.round, core: 0, index: self.index, latent: self.x.clone() });
+        if self.index == steps {
+            events(Event::Hit(Output {
+                position: 1,
+                core: 0,
+                round: self.round,
+                speedup: steps as f64 / self.round as f64,
+                latent: self.x.clone(),
+            }));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,1 @@
+//! Workspace integration tests live in `integration/`; this library is empty on purpose.
