@@ -15,6 +15,7 @@
 //! * [`backend`]: the [`Backend`] trait (one fused linear-combination primitive) and
 //!   [`CpuBackend`];
 //! * [`model`] and [`mixture`]: the [`Model`] trait and the exact Gaussian-mixture oracle;
+//! * [`noise`]: seeded Gaussian noise; [`preview`]: latent → RGBA8 pixels;
 //! * [`npy`]: f32 `.npy` I/O.
 //!
 //! ```
@@ -41,7 +42,9 @@ mod error;
 pub mod init;
 pub mod mixture;
 pub mod model;
+pub mod noise;
 pub mod npy;
+pub mod preview;
 mod run;
 pub mod sampler;
 pub mod schedule;

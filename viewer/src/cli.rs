@@ -1,0 +1,180 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// CHORDS: parallel diffusion and flow-matching sampling over several cores.
+#[derive(Debug, Parser)]
+#[command(name = "chords", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print when each core's output arrives for an initialisation sequence.
+    Plan(PlanArgs),
+    /// Sample with a model and write every streamed output as .npy and PNG, plus report.json.
+    Render(RenderArgs),
+}
+
+/// Steps, cores and the initialisation sequence (shared by `plan` and `render`).
+#[derive(Debug, Args)]
+pub struct ScheduleArgs {
+    /// Number of sampling steps T.
+    #[arg(long, default_value_t = 50)]
+    pub steps: usize,
+    /// Number of cores K.
+    #[arg(long, default_value_t = 8)]
+    pub cores: usize,
+    /// Explicit initialisation sequence, one start index per core, e.g. 0-2-4-8-16-24-32-40.
+    #[arg(long, value_name = "SEQ", conflicts_with = "strategy")]
+    pub init: Option<String>,
+    /// How to choose the sequence when --init is not given.
+    #[arg(long, value_enum, default_value_t = Strategy::Paper)]
+    pub strategy: Strategy,
+}
+
+/// Sequence strategies.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Strategy {
+    /// The paper's sequences (4, 6 or 8 cores), scaled to T.
+    Paper,
+    /// Evenly spaced starts.
+    Uniform,
+}
+
+/// `chords plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Steps, cores, sequence.
+    #[command(flatten)]
+    pub schedule: ScheduleArgs,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Samplers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SamplerKind {
+    /// CHORDS over --cores cores.
+    Chords,
+    /// The plain sequential solve (one core).
+    Sequential,
+}
+
+/// Solvers (and so the model's parameterisation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SolverKind {
+    /// Flow matching: Euler on the σ grid, the model predicts the velocity.
+    Euler,
+    /// Variance preserving: DDIM (η = 0).
+    Ddim,
+}
+
+/// Models.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModelKind {
+    /// The exact denoiser of a Gaussian mixture (--means, --sigma-data).
+    Mixture,
+}
+
+/// Backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendKind {
+    /// Host memory, one worker thread per core.
+    Cpu,
+}
+
+/// What a VP model predicts (DDIM only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PredictionKind {
+    /// The noise ε.
+    Epsilon,
+    /// v = α·ε − σ·x0.
+    V,
+    /// The clean sample x0.
+    Sample,
+}
+
+/// Beta schedules (DDIM only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BetasKind {
+    /// Linear 1e-4 to 0.02 (DDPM).
+    Linear,
+    /// Scaled linear 0.00085 to 0.012 (Stable Diffusion).
+    ScaledLinear,
+}
+
+/// Timestep spacing (DDIM only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SpacingKind {
+    /// diffusers "leading" (steps_offset 0).
+    Leading,
+    /// diffusers "trailing": starts at the last training step.
+    Trailing,
+}
+
+/// `chords render`.
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// Steps, cores, sequence.
+    #[command(flatten)]
+    pub schedule: ScheduleArgs,
+    /// The model.
+    #[arg(long, value_enum, default_value_t = ModelKind::Mixture)]
+    pub model: ModelKind,
+    /// Mixture means, a float32 .npy of shape (M, C, H, W). Default: 8 built-in 3×32×32 pictures.
+    #[arg(long, value_name = "M.npy")]
+    pub means: Option<PathBuf>,
+    /// Spread s of each mixture component around its mean.
+    #[arg(long, default_value_t = 0.05)]
+    pub sigma_data: f64,
+    /// The sampler.
+    #[arg(long, value_enum, default_value_t = SamplerKind::Chords)]
+    pub sampler: SamplerKind,
+    /// The solver: euler (flow matching) or ddim (variance preserving).
+    #[arg(long, value_enum, default_value_t = SolverKind::Euler)]
+    pub solver: SolverKind,
+    /// Flow-matching σ shift (euler).
+    #[arg(long, default_value_t = 1.0)]
+    pub shift: f64,
+    /// What the model predicts (ddim).
+    #[arg(long, value_enum, default_value_t = PredictionKind::Epsilon)]
+    pub prediction: PredictionKind,
+    /// Beta schedule (ddim).
+    #[arg(long, value_enum, default_value_t = BetasKind::Linear)]
+    pub betas: BetasKind,
+    /// Timestep spacing (ddim).
+    #[arg(long, value_enum, default_value_t = SpacingKind::Trailing)]
+    pub spacing: SpacingKind,
+    /// Initial noise, a float32 .npy of shape (C, H, W).
+    #[arg(long, value_name = "X.npy", conflicts_with = "seed")]
+    pub x0: Option<PathBuf>,
+    /// Seed of the initial noise (when --x0 is not given).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// When to stop: core-index:N (N-th output, preview = 0), residual:τ, or all.
+    #[arg(long, default_value = "core-index:1")]
+    pub stop: String,
+    /// Where the model runs.
+    #[arg(long, value_enum, default_value_t = BackendKind::Cpu)]
+    pub backend: BackendKind,
+    /// Worker threads for model calls (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Also run the sequential solve and report each output's RMSE against it.
+    #[arg(long)]
+    pub reference: bool,
+    /// Output directory (created if needed).
+    #[arg(long, default_value = "out")]
+    pub out: PathBuf,
+    /// Replace the outputs of an earlier run in --out.
+    #[arg(long)]
+    pub overwrite: bool,
+}
