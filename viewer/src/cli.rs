@@ -133,7 +133,7 @@ pub struct RenderArgs {
     #[arg(long, value_name = "M.npy")]
     pub means: Option<PathBuf>,
     /// Spread s of each mixture component around its mean.
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = 0.05, allow_negative_numbers = true)]
     pub sigma_data: f64,
     /// The sampler.
     #[arg(long, value_enum, default_value_t = SamplerKind::Chords)]
@@ -142,7 +142,7 @@ pub struct RenderArgs {
     #[arg(long, value_enum, default_value_t = SolverKind::Euler)]
     pub solver: SolverKind,
     /// Flow-matching σ shift (euler).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     pub shift: f64,
     /// What the model predicts (ddim).
     #[arg(long, value_enum, default_value_t = PredictionKind::Epsilon)]
