@@ -30,13 +30,18 @@ impl Model<CpuBackend> for Linear {
     }
 }
 
+/// A run's summary and every event it reported.
+type Recorded = (RunSummary, Vec<Event<CpuLatent>>);
+/// `(round, core, grid index)`.
+type Triple = (usize, usize, usize);
+
 /// Runs `sampler`, returning the summary and every event.
 fn record<M: Model<CpuBackend>>(
     sampler: &mut dyn Sampler<CpuBackend>,
     model: &M,
     threads: usize,
     stop: StopRule,
-) -> chords::Result<(RunSummary, Vec<Event<CpuLatent>>)> {
+) -> chords::Result<Recorded> {
     let mut events = Vec::new();
     let options = RunOptions { threads, stop };
     let summary = run(sampler, &CpuBackend, model, &options, &mut |e| events.push(e.clone()))?;
@@ -176,7 +181,7 @@ fn case() -> impl Strategy<Value = Case> {
 }
 
 /// `(round, core, index)` of every event of one kind.
-fn triples(events: &[Event<CpuLatent>], pick: fn(&Event<CpuLatent>) -> Option<(usize, usize, usize)>) -> Vec<(usize, usize, usize)> {
+fn triples(events: &[Event<CpuLatent>], pick: fn(&Event<CpuLatent>) -> Option<Triple>) -> Vec<Triple> {
     events.iter().filter_map(pick).collect()
 }
 
@@ -210,8 +215,9 @@ fn check_case(case: &Case) {
     let want_started: Vec<(usize, Vec<(usize, usize)>)> = (1..=steps)
         .map(|r| (r, (0..k).filter(|&c| c < r && r <= hit[c]).map(|c| (c, starts[c] + r - c - 1)).collect()))
         .collect();
-    let want_updated: Vec<_> =
-        (1..=steps).flat_map(|r| (0..k).filter(move |&c| alive(c, r)).map(move |c| (r, c, starts[c] + r - c))).collect();
+    let want_updated: Vec<_> = (1..=steps)
+        .flat_map(|r| (0..k).filter(move |&c| alive(c, r)).map(move |c| (r, c, starts[c] + r - c)))
+        .collect();
     let want_rectified: Vec<_> = (1..=steps)
         .flat_map(|r| {
             (1..k)
@@ -295,21 +301,19 @@ proptest! {
 
 /// T = 8, I = 0-3-5: core c evaluates index i_c + r - c - 1 in round r, so core 2 is at
 /// index 6 in round 4 and core 1 at index 4 in round 3.
-fn failing_run(fail: (usize, usize, bool), threads: usize) -> (chords::Result<(RunSummary, Vec<Event<CpuLatent>>)>, usize) {
+/// Returns the run's result and the last round it started.
+fn failing_run(fail: (usize, usize, bool), threads: usize) -> (chords::Result<RunSummary>, usize) {
     let solver = Arc::new(Euler::new(FlowSchedule::new(8, 1.0).expect("schedule")));
     let init = InitSequence::parse("0-3-5", 8).expect("init");
     let mut sampler = Chords::new(solver, init, CpuLatent::from(vec![0.5, -0.25])).expect("sampler");
     let model = Linear { lambda: 0.5, fail: Some(fail) };
     let mut last_round = 0;
-    let mut events = Vec::new();
     let options = RunOptions { threads, stop: StopRule::All };
     let result = run(&mut sampler, &CpuBackend, &model, &options, &mut |e| {
         if let Event::RoundStarted { round, .. } = e {
             last_round = *round;
         }
-        events.push(e.clone());
-    })
-    .map(|summary| (summary, events));
+    });
     (result, last_round)
 }
 
