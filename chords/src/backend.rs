@@ -43,7 +43,11 @@ pub trait Backend: Send + Sync {
     fn numel(&self, latent: &Self::Latent) -> usize;
 
     /// `Σ c_k · x_k` on `core`, with 1 to [`MAX_TERMS`] terms of equal length.
-    fn lincomb(&self, core: usize, terms: &[Term<'_, Self::Latent>]) -> Result<Self::Latent, BackendError>;
+    fn lincomb(
+        &self,
+        core: usize,
+        terms: &[Term<'_, Self::Latent>],
+    ) -> Result<Self::Latent, BackendError>;
 
     /// The same latent, made available on core `to`.
     fn transfer(&self, latent: &Self::Latent, to: usize) -> Result<Self::Latent, BackendError>;

@@ -45,7 +45,9 @@ pub enum Error {
         source: ModelError,
     },
     /// A model call returned NaN or infinite values.
-    #[error("model output contains NaN or Inf in round {round} on core {core} (grid index {index})")]
+    #[error(
+        "model output contains NaN or Inf in round {round} on core {core} (grid index {index})"
+    )]
     NonFiniteOutput {
         /// 1-based round number.
         round: usize,

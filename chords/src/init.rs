@@ -28,13 +28,17 @@ pub enum InitError {
         reason: String,
     },
     /// The first entry is not 0 (core 0 must be the exact sequential solver).
-    #[error("initialisation sequence must start at 0 (core 0 is the exact solver), but starts at {first}")]
+    #[error(
+        "initialisation sequence must start at 0 (core 0 is the exact solver), but starts at {first}"
+    )]
     NotStartingAtZero {
         /// The first entry.
         first: usize,
     },
     /// Two consecutive entries are not strictly increasing.
-    #[error("initialisation sequence must be strictly increasing, but entry {position} ({value}) follows {previous}")]
+    #[error(
+        "initialisation sequence must be strictly increasing, but entry {position} ({value}) follows {previous}"
+    )]
     NotIncreasing {
         /// 0-based position of the offending entry.
         position: usize,
@@ -44,7 +48,9 @@ pub enum InitError {
         value: usize,
     },
     /// An entry is not a grid index where a core can start.
-    #[error("initialisation sequence entry {value} is out of range: entries must be below the step count {steps}")]
+    #[error(
+        "initialisation sequence entry {value} is out of range: entries must be below the step count {steps}"
+    )]
     OutOfRange {
         /// The offending entry.
         value: usize,
@@ -52,7 +58,9 @@ pub enum InitError {
         steps: usize,
     },
     /// The sequence has a different length than the number of cores.
-    #[error("initialisation sequence has {len} entries but there are {cores} cores (one entry per core)")]
+    #[error(
+        "initialisation sequence has {len} entries but there are {cores} cores (one entry per core)"
+    )]
     WrongLength {
         /// Entries in the sequence.
         len: usize,
@@ -89,7 +97,9 @@ impl FromStr for InitStrategy {
         match s {
             "paper" => Ok(Self::Paper),
             "uniform" => Ok(Self::Uniform),
-            _ => Err(format!("unknown strategy `{s}` (expected `paper` or `uniform`)")),
+            _ => Err(format!(
+                "unknown strategy `{s}` (expected `paper` or `uniform`)"
+            )),
         }
     }
 }
@@ -122,7 +132,11 @@ impl InitSequence {
         }
         for (position, w) in starts.windows(2).enumerate() {
             if w[1] <= w[0] {
-                return Err(InitError::NotIncreasing { position: position + 1, previous: w[0], value: w[1] });
+                return Err(InitError::NotIncreasing {
+                    position: position + 1,
+                    previous: w[0],
+                    value: w[1],
+                });
             }
         }
         if let Some(&value) = starts.iter().find(|&&v| v >= steps) {
@@ -133,10 +147,15 @@ impl InitSequence {
 
     /// Parses `0-2-4-8` (entries separated by `-`, `,` or spaces) and validates it.
     pub fn parse(text: &str, steps: usize) -> Result<Self, InitError> {
-        let tokens: Vec<&str> =
-            text.split(|c: char| c == '-' || c == ',' || c.is_whitespace()).filter(|t| !t.is_empty()).collect();
+        let tokens: Vec<&str> = text
+            .split(|c: char| c == '-' || c == ',' || c.is_whitespace())
+            .filter(|t| !t.is_empty())
+            .collect();
         if tokens.is_empty() {
-            return Err(InitError::Parse { text: text.into(), reason: "it is empty".into() });
+            return Err(InitError::Parse {
+                text: text.into(),
+                reason: "it is empty".into(),
+            });
         }
         let starts = tokens
             .iter()
@@ -157,13 +176,20 @@ impl InitSequence {
         }
         let seq = Self::parse(text, steps)?;
         if seq.cores() != cores {
-            return Err(InitError::WrongLength { len: seq.cores(), cores });
+            return Err(InitError::WrongLength {
+                len: seq.cores(),
+                cores,
+            });
         }
         Ok(seq)
     }
 
     /// The sequence a strategy gives for `cores` cores and `steps` steps.
-    pub fn from_strategy(strategy: InitStrategy, steps: usize, cores: usize) -> Result<Self, InitError> {
+    pub fn from_strategy(
+        strategy: InitStrategy,
+        steps: usize,
+        cores: usize,
+    ) -> Result<Self, InitError> {
         if cores == 0 {
             return Err(InitError::ZeroCores);
         }
@@ -174,7 +200,9 @@ impl InitSequence {
             return Err(InitError::TooManyCores { cores, steps });
         }
         match strategy {
-            InitStrategy::Uniform => Self::new((0..cores).map(|k| k * steps / cores).collect(), steps),
+            InitStrategy::Uniform => {
+                Self::new((0..cores).map(|k| k * steps / cores).collect(), steps)
+            }
             InitStrategy::Paper => Self::paper(steps, cores),
         }
     }
@@ -227,12 +255,21 @@ impl InitSequence {
         let mut hits: Vec<PlannedHit> = (0..self.cores())
             .map(|core| {
                 let round = self.hit_round(core);
-                PlannedHit { core, round, speedup: self.steps as f64 / round as f64 }
+                PlannedHit {
+                    core,
+                    round,
+                    speedup: self.steps as f64 / round as f64,
+                }
             })
             .collect();
         // Arrival order: earliest round first; within a round, the faster core first.
         hits.sort_by_key(|h| (h.round, std::cmp::Reverse(h.core)));
-        Plan { steps: self.steps, starts: self.starts.clone(), preview_round: self.cores(), hits }
+        Plan {
+            steps: self.steps,
+            starts: self.starts.clone(),
+            preview_round: self.cores(),
+            hits,
+        }
     }
 }
 
@@ -273,7 +310,10 @@ mod tests {
 
     fn rounds(text: &str, steps: usize) -> (usize, Vec<(usize, usize)>) {
         let p = InitSequence::parse(text, steps).unwrap().plan();
-        (p.preview_round, p.hits.iter().map(|h| (h.core, h.round)).collect())
+        (
+            p.preview_round,
+            p.hits.iter().map(|h| (h.core, h.round)).collect(),
+        )
     }
 
     #[test]
@@ -281,21 +321,42 @@ mod tests {
         // DESIGN.md's check figures.
         assert_eq!(
             rounds("0-2-4-8-16-24-32-40", 50),
-            (8, vec![(7, 17), (6, 24), (5, 31), (4, 38), (3, 45), (2, 48), (1, 49), (0, 50)])
+            (
+                8,
+                vec![
+                    (7, 17),
+                    (6, 24),
+                    (5, 31),
+                    (4, 38),
+                    (3, 45),
+                    (2, 48),
+                    (1, 49),
+                    (0, 50)
+                ]
+            )
         );
         // 4 cores, T = 50: 50-32+3 = 21, 50-16+2 = 36, 50-8+1 = 43, 50.
-        assert_eq!(rounds("0-8-16-32", 50), (4, vec![(3, 21), (2, 36), (1, 43), (0, 50)]));
+        assert_eq!(
+            rounds("0-8-16-32", 50),
+            (4, vec![(3, 21), (2, 36), (1, 43), (0, 50)])
+        );
         // Adjacent starts finish in the same round, the faster core first: 10-3+2 = 9 = 10-2+1.
         assert_eq!(rounds("0-2-3", 10), (3, vec![(2, 9), (1, 9), (0, 10)]));
         // One core is the sequential solve.
         assert_eq!(rounds("0", 7), (1, vec![(0, 7)]));
-        let p = InitSequence::parse("0-2-4-8-16-24-32-40", 50).unwrap().plan();
+        let p = InitSequence::parse("0-2-4-8-16-24-32-40", 50)
+            .unwrap()
+            .plan();
         assert!((p.hits[0].speedup - 50.0 / 17.0).abs() < 1e-12);
     }
 
     #[test]
     fn strategies() {
-        let paper = |k| InitSequence::from_strategy(InitStrategy::Paper, 50, k).unwrap().to_string();
+        let paper = |k| {
+            InitSequence::from_strategy(InitStrategy::Paper, 50, k)
+                .unwrap()
+                .to_string()
+        };
         assert_eq!(paper(8), "0-2-4-8-16-24-32-40");
         assert_eq!(paper(6), "0-3-6-12-24-36");
         assert_eq!(paper(4), "0-8-16-32");
@@ -315,17 +376,42 @@ mod tests {
 
     #[test]
     fn validation_names_the_problem() {
-        assert_eq!(InitSequence::parse("1-2-3", 10), Err(InitError::NotStartingAtZero { first: 1 }));
+        assert_eq!(
+            InitSequence::parse("1-2-3", 10),
+            Err(InitError::NotStartingAtZero { first: 1 })
+        );
         assert_eq!(
             InitSequence::parse("0-4-4", 10),
-            Err(InitError::NotIncreasing { position: 2, previous: 4, value: 4 })
+            Err(InitError::NotIncreasing {
+                position: 2,
+                previous: 4,
+                value: 4
+            })
         );
-        assert_eq!(InitSequence::parse("0-4-10", 10), Err(InitError::OutOfRange { value: 10, steps: 10 }));
-        assert_eq!(InitSequence::parse_for("0-4", 10, 3), Err(InitError::WrongLength { len: 2, cores: 3 }));
-        assert_eq!(InitSequence::parse_for("0", 10, 0), Err(InitError::ZeroCores));
+        assert_eq!(
+            InitSequence::parse("0-4-10", 10),
+            Err(InitError::OutOfRange {
+                value: 10,
+                steps: 10
+            })
+        );
+        assert_eq!(
+            InitSequence::parse_for("0-4", 10, 3),
+            Err(InitError::WrongLength { len: 2, cores: 3 })
+        );
+        assert_eq!(
+            InitSequence::parse_for("0", 10, 0),
+            Err(InitError::ZeroCores)
+        );
         assert_eq!(InitSequence::parse("0", 0), Err(InitError::ZeroSteps));
-        assert!(matches!(InitSequence::parse("0-x", 10), Err(InitError::Parse { .. })));
-        assert!(matches!(InitSequence::parse("", 10), Err(InitError::Parse { .. })));
-        assert!(matches!(InitSequence::parse("0--3", 10), Ok(_)));
+        assert!(matches!(
+            InitSequence::parse("0-x", 10),
+            Err(InitError::Parse { .. })
+        ));
+        assert!(matches!(
+            InitSequence::parse("", 10),
+            Err(InitError::Parse { .. })
+        ));
+        assert_eq!(InitSequence::parse("0--3", 10).map(|s| s.to_string()), Ok("0-3".into()));
     }
 }

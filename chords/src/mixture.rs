@@ -39,13 +39,20 @@ impl GaussianMixture {
     /// A mixture from `means`, a C-order array of shape `[M, …latent shape]`.
     ///
     /// `prediction` picks the output form: the flow velocity, or ε / v / x0 for VP solvers.
-    pub fn new(means: Vec<f32>, shape: Vec<usize>, sigma_data: f64, prediction: Prediction) -> Result<Self> {
-        let (&count, latent_shape) = shape
-            .split_first()
-            .ok_or_else(|| Error::Config("mixture means need a shape (M, …), got a scalar".into()))?;
+    pub fn new(
+        means: Vec<f32>,
+        shape: Vec<usize>,
+        sigma_data: f64,
+        prediction: Prediction,
+    ) -> Result<Self> {
+        let (&count, latent_shape) = shape.split_first().ok_or_else(|| {
+            Error::Config("mixture means need a shape (M, …), got a scalar".into())
+        })?;
         let numel: usize = latent_shape.iter().product();
         if count == 0 || numel == 0 || latent_shape.is_empty() {
-            return Err(Error::Config(format!("mixture means must be a non-empty (M, …) array, got shape {shape:?}")));
+            return Err(Error::Config(format!(
+                "mixture means must be a non-empty (M, …) array, got shape {shape:?}"
+            )));
         }
         if means.len() != count * numel {
             return Err(Error::Config(format!(
@@ -55,12 +62,20 @@ impl GaussianMixture {
             )));
         }
         if !(sigma_data.is_finite() && sigma_data >= 0.0) {
-            return Err(Error::Config(format!("sigma-data must be a finite number ≥ 0, got {sigma_data}")));
+            return Err(Error::Config(format!(
+                "sigma-data must be a finite number ≥ 0, got {sigma_data}"
+            )));
         }
         if means.iter().any(|v| !v.is_finite()) {
             return Err(Error::Config("mixture means contain NaN or Inf".into()));
         }
-        Ok(Self { means, shape: latent_shape.to_vec(), count, sigma_data, prediction })
+        Ok(Self {
+            means,
+            shape: latent_shape.to_vec(),
+            count,
+            sigma_data,
+            prediction,
+        })
     }
 
     /// Shape of one latent (one mean).
@@ -94,7 +109,7 @@ impl GaussianMixture {
         }
         let (a, sigma, s2) = (t.alpha, t.sigma, self.sigma_data * self.sigma_data);
         let var = a * a * s2 + sigma * sigma;
-        if !(var > 0.0) {
+        if var.is_nan() || var <= 0.0 {
             return Err(ModelError::new(format!(
                 "mixture posterior undefined at grid index {} (zero noise and zero data spread)",
                 t.index
@@ -196,8 +211,14 @@ mod tests {
     /// DESIGN.md's formula term by term, in f64, with no algebraic shortcut.
     fn direct(means: &[Vec<f64>], s: f64, x: &[f64], a: f64, sigma: f64) -> (Vec<f64>, Vec<f64>) {
         let var = a * a * s * s + sigma * sigma;
-        let d: Vec<Vec<f64>> = means.iter().map(|mu| x.iter().zip(mu).map(|(x, m)| x - a * m).collect()).collect();
-        let raw: Vec<f64> = d.iter().map(|dm| (-dm.iter().map(|v| v * v).sum::<f64>() / (2.0 * var)).exp()).collect();
+        let d: Vec<Vec<f64>> = means
+            .iter()
+            .map(|mu| x.iter().zip(mu).map(|(x, m)| x - a * m).collect())
+            .collect();
+        let raw: Vec<f64> = d
+            .iter()
+            .map(|dm| (-dm.iter().map(|v| v * v).sum::<f64>() / (2.0 * var)).exp())
+            .collect();
         let z: f64 = raw.iter().sum();
         let mut x_data = vec![0.0; x.len()];
         let mut eps = vec![0.0; x.len()];
@@ -213,16 +234,30 @@ mod tests {
 
     #[test]
     fn matches_the_formula_in_every_parameterisation() {
-        let means = vec![vec![0.5, -0.2, 0.1], vec![-0.4, 0.3, 0.0], vec![0.1, 0.1, -0.6]];
+        let means = vec![
+            vec![0.5, -0.2, 0.1],
+            vec![-0.4, 0.3, 0.0],
+            vec![0.1, 0.1, -0.6],
+        ];
         let flat: Vec<f32> = means.iter().flatten().map(|&v| v as f32).collect();
         let x = [0.2f32, -0.1, 0.35];
         let xf: Vec<f64> = x.iter().map(|&v| v as f64).collect();
         let s = 0.3;
         let flow = FlowSchedule::new(10, 1.0).unwrap();
         let vp = VpSchedule::new(10, BetaSchedule::LINEAR, Spacing::Trailing).unwrap();
-        for t in [flow.timestep(3), flow.timestep(9), vp.timestep(0), vp.timestep(8)] {
+        for t in [
+            flow.timestep(3),
+            flow.timestep(9),
+            vp.timestep(0),
+            vp.timestep(8),
+        ] {
             let (x_data, eps) = direct(&means, s, &xf, t.alpha, t.sigma);
-            for p in [Prediction::Velocity, Prediction::Epsilon, Prediction::Sample, Prediction::V] {
+            for p in [
+                Prediction::Velocity,
+                Prediction::Epsilon,
+                Prediction::Sample,
+                Prediction::V,
+            ] {
                 let model = GaussianMixture::new(flat.clone(), vec![3, 3], s, p).unwrap();
                 let got = model.predict(&x, &t).unwrap();
                 for e in 0..3 {
@@ -232,7 +267,11 @@ mod tests {
                         Prediction::Sample => x_data[e],
                         Prediction::V => t.alpha * eps[e] - t.sigma * x_data[e],
                     };
-                    assert!((got[e] as f64 - want).abs() < 1e-6, "{p:?} t={t:?} e={e}: {} vs {want}", got[e]);
+                    assert!(
+                        (got[e] as f64 - want).abs() < 1e-6,
+                        "{p:?} t={t:?} e={e}: {} vs {want}",
+                        got[e]
+                    );
                 }
             }
         }
@@ -242,7 +281,8 @@ mod tests {
     fn a_single_point_mass_flows_straight_to_it() {
         // M = 1, s = 0: E[x_data|x] = μ exactly, so v = (x - μ)/σ - ... = ε - μ and one
         // Euler jump from σ = 1 to 0 lands on μ: x + (0 - 1)·(x - μ) = μ.
-        let model = GaussianMixture::new(vec![0.25, -0.5], vec![1, 2], 0.0, Prediction::Velocity).unwrap();
+        let model =
+            GaussianMixture::new(vec![0.25, -0.5], vec![1, 2], 0.0, Prediction::Velocity).unwrap();
         let t = FlowSchedule::new(4, 1.0).unwrap().timestep(0);
         let v = model.predict(&[1.0, 2.0], &t).unwrap();
         assert_eq!(v, vec![0.75, 2.5]);
@@ -252,8 +292,12 @@ mod tests {
     fn bad_means_are_errors() {
         assert!(GaussianMixture::new(vec![1.0; 5], vec![2, 3], 0.1, Prediction::Velocity).is_err());
         assert!(GaussianMixture::new(vec![], vec![0, 3], 0.1, Prediction::Velocity).is_err());
-        assert!(GaussianMixture::new(vec![f32::NAN; 3], vec![1, 3], 0.1, Prediction::Velocity).is_err());
-        assert!(GaussianMixture::new(vec![1.0; 3], vec![1, 3], -1.0, Prediction::Velocity).is_err());
+        assert!(
+            GaussianMixture::new(vec![f32::NAN; 3], vec![1, 3], 0.1, Prediction::Velocity).is_err()
+        );
+        assert!(
+            GaussianMixture::new(vec![1.0; 3], vec![1, 3], -1.0, Prediction::Velocity).is_err()
+        );
         let m = GaussianMixture::new(vec![1.0; 3], vec![1, 3], 0.1, Prediction::Velocity).unwrap();
         let t = FlowSchedule::new(4, 1.0).unwrap().timestep(1);
         assert!(m.predict(&[0.0; 2], &t).is_err());

@@ -32,6 +32,8 @@ pub struct ModelError {
 impl ModelError {
     /// An error with this explanation.
     pub fn new(message: impl Into<String>) -> Self {
-        Self { message: message.into() }
+        Self {
+            message: message.into(),
+        }
     }
 }

@@ -28,7 +28,10 @@ pub struct NpyError {
 
 impl NpyError {
     fn new(path: &Path, reason: impl Into<String>) -> Self {
-        Self { path: path.to_path_buf(), reason: reason.into() }
+        Self {
+            path: path.to_path_buf(),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -36,7 +39,8 @@ const MAGIC: &[u8] = b"\x93NUMPY";
 
 /// Reads an f32 array from `path`.
 pub fn read(path: &Path) -> Result<Array, NpyError> {
-    let bytes = std::fs::read(path).map_err(|e| NpyError::new(path, format!("cannot read: {e}")))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| NpyError::new(path, format!("cannot read: {e}")))?;
     parse(&bytes).map_err(|reason| NpyError::new(path, reason))
 }
 
@@ -53,13 +57,20 @@ pub fn parse(bytes: &[u8]) -> Result<Array, String> {
         None => return Err(truncated()),
     };
     let len_field = bytes.get(8..8 + len_bytes).ok_or_else(truncated)?;
-    let header_len = len_field.iter().rev().fold(0usize, |acc, &b| (acc << 8) | b as usize);
+    let header_len = len_field
+        .iter()
+        .rev()
+        .fold(0usize, |acc, &b| (acc << 8) | b as usize);
     let start = 8 + len_bytes;
     let header = bytes.get(start..start + header_len).ok_or_else(truncated)?;
     let header = std::str::from_utf8(header).map_err(|_| "header is not text".to_string())?;
-    let fields = Header::parse(header).map_err(|e| format!("malformed header `{}`: {e}", header.trim()))?;
+    let fields =
+        Header::parse(header).map_err(|e| format!("malformed header `{}`: {e}", header.trim()))?;
     if fields.descr != "<f4" {
-        return Err(format!("dtype '{}' is not supported; expected little-endian float32 '<f4'", fields.descr));
+        return Err(format!(
+            "dtype '{}' is not supported; expected little-endian float32 '<f4'",
+            fields.descr
+        ));
     }
     if fields.fortran_order {
         return Err("Fortran-order arrays are not supported; save with C order".into());
@@ -76,10 +87,17 @@ pub fn parse(bytes: &[u8]) -> Result<Array, String> {
             "header says shape {shape:?} ({} bytes of data) but the file holds {} bytes of data{}",
             numel * 4,
             data.len(),
-            if data.len() < numel * 4 { " (truncated?)" } else { "" }
+            if data.len() < numel * 4 {
+                " (truncated?)"
+            } else {
+                ""
+            }
         ));
     }
-    let data = data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    let data = data
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
     Ok(Array { shape, data })
 }
 
@@ -93,12 +111,20 @@ struct Header {
 impl Header {
     /// Parses `{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }`.
     fn parse(text: &str) -> Result<Self, String> {
-        let body = text.trim().strip_prefix('{').and_then(|t| t.strip_suffix('}')).ok_or("not a dict")?;
+        let body = text
+            .trim()
+            .strip_prefix('{')
+            .and_then(|t| t.strip_suffix('}'))
+            .ok_or("not a dict")?;
         let (mut descr, mut fortran_order, mut shape) = (None, None, None);
         let mut rest = body.trim_start();
         while !rest.is_empty() {
             let (key, after) = quoted(rest)?;
-            rest = after.trim_start().strip_prefix(':').ok_or("expected `:` after a key")?.trim_start();
+            rest = after
+                .trim_start()
+                .strip_prefix(':')
+                .ok_or("expected `:` after a key")?
+                .trim_start();
             match key {
                 "descr" => {
                     let (value, after) = quoted(rest)?;
@@ -123,7 +149,10 @@ impl Header {
                         .split(',')
                         .map(str::trim)
                         .filter(|d| !d.is_empty())
-                        .map(|d| d.parse::<usize>().map_err(|_| format!("`{d}` is not a dimension")))
+                        .map(|d| {
+                            d.parse::<usize>()
+                                .map_err(|_| format!("`{d}` is not a dimension"))
+                        })
                         .collect::<Result<Vec<_>, _>>()?;
                     shape = Some(dims);
                     rest = &inner[close + 1..];
@@ -143,7 +172,11 @@ impl Header {
 
 /// Splits a `'quoted'` (or `"quoted"`) string off the front of `text`.
 fn quoted(text: &str) -> Result<(&str, &str), String> {
-    let quote = text.chars().next().filter(|c| *c == '\'' || *c == '"').ok_or("expected a quoted string")?;
+    let quote = text
+        .chars()
+        .next()
+        .filter(|c| *c == '\'' || *c == '"')
+        .ok_or("expected a quoted string")?;
     let inner = &text[1..];
     let end = inner.find(quote).ok_or("unterminated string")?;
     Ok((&inner[..end], &inner[end + 1..]))
@@ -153,16 +186,27 @@ fn quoted(text: &str) -> Result<(&str, &str), String> {
 pub fn to_bytes(shape: &[usize], data: &[f32]) -> Result<Vec<u8>, String> {
     let numel: usize = shape.iter().product();
     if numel != data.len() {
-        return Err(format!("shape {shape:?} needs {numel} values, got {}", data.len()));
+        return Err(format!(
+            "shape {shape:?} needs {numel} values, got {}",
+            data.len()
+        ));
     }
     let dims: Vec<String> = shape.iter().map(ToString::to_string).collect();
-    let tuple = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+    let tuple = if dims.len() == 1 {
+        format!("({},)", dims[0])
+    } else {
+        format!("({})", dims.join(", "))
+    };
     let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {tuple}, }}");
     // Pad with spaces so that the data starts on a 64-byte boundary, then a newline.
     let unpadded = MAGIC.len() + 2 + 2 + header.len() + 1;
-    header.extend(std::iter::repeat_n(' ', unpadded.next_multiple_of(64) - unpadded));
+    header.extend(std::iter::repeat_n(
+        ' ',
+        unpadded.next_multiple_of(64) - unpadded,
+    ));
     header.push('\n');
-    let header_len = u16::try_from(header.len()).map_err(|_| format!("shape {shape:?} has too many dimensions"))?;
+    let header_len = u16::try_from(header.len())
+        .map_err(|_| format!("shape {shape:?} has too many dimensions"))?;
     let mut bytes = Vec::with_capacity(MAGIC.len() + 4 + header.len() + data.len() * 4);
     bytes.extend(MAGIC);
     bytes.extend([1, 0]);
@@ -187,7 +231,13 @@ mod tests {
         let data = vec![1.5f32, -2.0, 0.25, 3.0, 1e-8, f32::MAX];
         let bytes = to_bytes(&[2, 3], &data).unwrap();
         assert_eq!(&bytes[..6], b"\x93NUMPY");
-        assert_eq!(parse(&bytes).unwrap(), Array { shape: vec![2, 3], data });
+        assert_eq!(
+            parse(&bytes).unwrap(),
+            Array {
+                shape: vec![2, 3],
+                data
+            }
+        );
     }
 
     #[test]
@@ -195,7 +245,7 @@ mod tests {
         // np.save of np.arange(3, dtype='<f4').reshape(1, 3), version 1.0.
         let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
         let mut header = "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 3), }".to_string();
-        while (10 + header.len() + 1) % 64 != 0 {
+        while !(10 + header.len() + 1).is_multiple_of(64) {
             header.push(' ');
         }
         header.push('\n');
@@ -204,27 +254,47 @@ mod tests {
         for v in [0.0f32, 1.0, 2.0] {
             bytes.extend(v.to_le_bytes());
         }
-        assert_eq!(parse(&bytes).unwrap(), Array { shape: vec![1, 3], data: vec![0.0, 1.0, 2.0] });
+        assert_eq!(
+            parse(&bytes).unwrap(),
+            Array {
+                shape: vec![1, 3],
+                data: vec![0.0, 1.0, 2.0]
+            }
+        );
     }
 
     #[test]
     fn malformed_files_are_explained() {
         let good = to_bytes(&[4], &[1.0, 2.0, 3.0, 4.0]).unwrap();
-        assert!(parse(&good[..good.len() - 2]).unwrap_err().contains("truncated"));
+        assert!(
+            parse(&good[..good.len() - 2])
+                .unwrap_err()
+                .contains("truncated")
+        );
         assert!(parse(b"hello").unwrap_err().contains("not a .npy file"));
         assert!(parse(&good[..20]).unwrap_err().contains("truncated header"));
         let header_edit = |from: &str, to: &str| {
             // Rebuild the file with an edited header text (v1.0: 2-byte length at 8..10).
             let len = u16::from_le_bytes([good[8], good[9]]) as usize;
-            let text = std::str::from_utf8(&good[10..10 + len]).unwrap().replace(from, to);
+            let text = std::str::from_utf8(&good[10..10 + len])
+                .unwrap()
+                .replace(from, to);
             let mut out = good[..8].to_vec();
             out.extend((text.len() as u16).to_le_bytes());
             out.extend(text.as_bytes());
             out.extend(&good[10 + len..]);
             out
         };
-        assert!(parse(&header_edit("<f4", "<f8")).unwrap_err().contains("'<f8'"));
-        assert!(parse(&header_edit("False", "True")).unwrap_err().contains("Fortran"));
+        assert!(
+            parse(&header_edit("<f4", "<f8"))
+                .unwrap_err()
+                .contains("'<f8'")
+        );
+        assert!(
+            parse(&header_edit("False", "True"))
+                .unwrap_err()
+                .contains("Fortran")
+        );
         let huge = parse(&header_edit("(4,)", "(99999999999999999, 99999999)")).unwrap_err();
         assert!(huge.contains("too large"), "{huge}");
         let big = parse(&header_edit("(4,)", "(100000, 100000)")).unwrap_err();

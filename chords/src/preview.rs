@@ -39,7 +39,12 @@ pub fn rgba8(shape: &[usize], data: &[f32]) -> Option<Rgba8> {
         if c == 3 {
             for x in 0..w {
                 let at = y * w + x;
-                pixels.extend([to_byte(data[at]), to_byte(data[plane + at]), to_byte(data[2 * plane + at]), 255]);
+                pixels.extend([
+                    to_byte(data[at]),
+                    to_byte(data[plane + at]),
+                    to_byte(data[2 * plane + at]),
+                    255,
+                ]);
             }
         } else {
             for ch in 0..c {
@@ -50,7 +55,11 @@ pub fn rgba8(shape: &[usize], data: &[f32]) -> Option<Rgba8> {
             }
         }
     }
-    Some(Rgba8 { width, height, pixels })
+    Some(Rgba8 {
+        width,
+        height,
+        pixels,
+    })
 }
 
 #[cfg(test)]

@@ -22,7 +22,10 @@ pub struct RunOptions {
 
 impl Default for RunOptions {
     fn default() -> Self {
-        Self { threads: 0, stop: StopRule::CoreIndex(1) }
+        Self {
+            threads: 0,
+            stop: StopRule::CoreIndex(1),
+        }
     }
 }
 
@@ -93,22 +96,32 @@ where
                     .send((slot, request.clone()))
                     .map_err(|_| Error::Internal("a worker thread exited".into()))?;
             }
-            let mut results: Vec<Option<Result<B::Latent, ModelError>>> = (0..requests.len()).map(|_| None).collect();
+            let mut results: Vec<Option<Result<B::Latent, ModelError>>> =
+                (0..requests.len()).map(|_| None).collect();
             for _ in 0..requests.len() {
-                let (slot, result) =
-                    result_rx.recv().map_err(|_| Error::Internal("worker threads exited".into()))?;
+                let (slot, result) = result_rx
+                    .recv()
+                    .map_err(|_| Error::Internal("worker threads exited".into()))?;
                 results[slot] = Some(result);
             }
-            results.into_iter().map(|r| r.ok_or_else(|| Error::Internal("missing model output".into()))).collect()
+            results
+                .into_iter()
+                .map(|r| r.ok_or_else(|| Error::Internal("missing model output".into())))
+                .collect()
         })
         // Dropping `job_txs` here ends the workers; the scope joins them.
     })
 }
 
 /// One model call, with a panic in the model turned into an error.
-fn call<B: Backend, M: Model<B> + ?Sized>(model: &M, r: &Request<B::Latent>) -> Result<B::Latent, ModelError> {
-    catch_unwind(AssertUnwindSafe(|| model.evaluate(r.core, &r.latent, &r.timestep)))
-        .unwrap_or_else(|_| Err(ModelError::new("the model panicked")))
+fn call<B: Backend, M: Model<B> + ?Sized>(
+    model: &M,
+    r: &Request<B::Latent>,
+) -> Result<B::Latent, ModelError> {
+    catch_unwind(AssertUnwindSafe(|| {
+        model.evaluate(r.core, &r.latent, &r.timestep)
+    }))
+    .unwrap_or_else(|_| Err(ModelError::new("the model panicked")))
 }
 
 type Evaluator<'a, L> = dyn FnMut(&[Request<L>]) -> Result<Vec<Result<L, ModelError>>> + 'a;
@@ -126,15 +139,27 @@ fn drive<B: Backend>(
     loop {
         let requests = sampler.requests();
         if requests.is_empty() {
-            return Ok(RunSummary { rounds: sampler.rounds(), model_calls, reason: StopReason::Finished });
+            return Ok(RunSummary {
+                rounds: sampler.rounds(),
+                model_calls,
+                reason: StopReason::Finished,
+            });
         }
         let round = sampler.rounds() + 1;
-        on_event(&Event::RoundStarted { round, evaluations: requests.iter().map(|r| (r.core, r.index)).collect() });
+        on_event(&Event::RoundStarted {
+            round,
+            evaluations: requests.iter().map(|r| (r.core, r.index)).collect(),
+        });
         let outputs = evaluate(&requests)?
             .into_iter()
             .zip(&requests)
             .map(|(result, r)| {
-                let out = result.map_err(|source| Error::Model { round, core: r.core, index: r.index, source })?;
+                let out = result.map_err(|source| Error::Model {
+                    round,
+                    core: r.core,
+                    index: r.index,
+                    source,
+                })?;
                 check_output(backend, round, r, &out)?;
                 Ok(out)
             })
@@ -142,35 +167,59 @@ fn drive<B: Backend>(
         model_calls += outputs.len();
         let mut failure = None;
         sampler.advance(backend, outputs, &mut |event| {
-            if failure.is_none() {
-                if let Err(e) = stop.observe(backend, &event) {
-                    failure = Some(e);
-                }
+            if failure.is_none()
+                && let Err(e) = stop.observe(backend, &event)
+            {
+                failure = Some(e);
             }
             on_event(&event);
         })?;
         if let Some(e) = failure {
             return Err(e);
         }
-        on_event(&Event::RoundFinished { round, model_calls: requests.len() });
+        on_event(&Event::RoundFinished {
+            round,
+            model_calls: requests.len(),
+        });
         tracing::debug!(round, calls = requests.len(), "round finished");
         if stop.met {
-            return Ok(RunSummary { rounds: sampler.rounds(), model_calls, reason: StopReason::Rule });
+            return Ok(RunSummary {
+                rounds: sampler.rounds(),
+                model_calls,
+                reason: StopReason::Rule,
+            });
         }
     }
 }
 
 /// A model output must have the input's size and be finite.
-fn check_output<B: Backend>(backend: &B, round: usize, r: &Request<B::Latent>, out: &B::Latent) -> Result<()> {
+fn check_output<B: Backend>(
+    backend: &B,
+    round: usize,
+    r: &Request<B::Latent>,
+    out: &B::Latent,
+) -> Result<()> {
     let (want, got) = (backend.numel(&r.latent), backend.numel(out));
     if want != got {
         let source = ModelError::new(format!("returned {got} elements for a latent of {want}"));
-        return Err(Error::Model { round, core: r.core, index: r.index, source });
+        return Err(Error::Model {
+            round,
+            core: r.core,
+            index: r.index,
+            source,
+        });
     }
     match backend.all_finite(out) {
         Ok(true) => Ok(()),
-        Ok(false) => Err(Error::NonFiniteOutput { round, core: r.core, index: r.index }),
-        Err(source) => Err(Error::Backend { core: r.core, source }),
+        Ok(false) => Err(Error::NonFiniteOutput {
+            round,
+            core: r.core,
+            index: r.index,
+        }),
+        Err(source) => Err(Error::Backend {
+            core: r.core,
+            source,
+        }),
     }
 }
 
@@ -183,7 +232,11 @@ struct StopTracker {
 
 impl StopTracker {
     fn new(rule: StopRule) -> Self {
-        Self { rule, previous_hit: None, met: false }
+        Self {
+            rule,
+            previous_hit: None,
+            met: false,
+        }
     }
 
     fn observe<B: Backend>(&mut self, backend: &B, event: &Event<B::Latent>) -> Result<()> {
@@ -197,7 +250,10 @@ impl StopTracker {
             StopRule::Residual(tau) if is_hit => {
                 let hit = backend
                     .download(&output.latent)
-                    .map_err(|source| Error::Backend { core: output.core, source })?;
+                    .map_err(|source| Error::Backend {
+                        core: output.core,
+                        source,
+                    })?;
                 if let Some(prev) = &self.previous_hit {
                     self.met |= residual(prev, &hit) < tau;
                 }
@@ -211,6 +267,10 @@ impl StopTracker {
 
 /// `‖a - b‖₂ / numel`, the residual between consecutive hits.
 pub fn residual(a: &[f32], b: &[f32]) -> f64 {
-    let sq: f64 = a.iter().zip(b).map(|(x, y)| (*x as f64 - *y as f64).powi(2)).sum();
+    let sq: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (*x as f64 - *y as f64).powi(2))
+        .sum();
     sq.sqrt() / a.len().max(1) as f64
 }

@@ -45,7 +45,9 @@ impl FlowSchedule {
             return Err(Error::Config("steps must be at least 1".into()));
         }
         if !(shift.is_finite() && shift > 0.0) {
-            return Err(Error::Config(format!("flow shift must be a positive number, got {shift}")));
+            return Err(Error::Config(format!(
+                "flow shift must be a positive number, got {shift}"
+            )));
         }
         let sigmas = (0..=steps)
             .map(|i| {
@@ -74,7 +76,12 @@ impl FlowSchedule {
     /// The model input at grid index `i`.
     pub fn timestep(&self, i: usize) -> Timestep {
         let s = self.sigmas[i];
-        Timestep { index: i, t: s, alpha: 1.0 - s, sigma: s }
+        Timestep {
+            index: i,
+            t: s,
+            alpha: 1.0 - s,
+            sigma: s,
+        }
     }
 }
 
@@ -99,14 +106,24 @@ pub enum BetaSchedule {
 
 impl BetaSchedule {
     /// DDPM's linear betas, 1e-4 to 0.02.
-    pub const LINEAR: Self = Self::Linear { start: 1e-4, end: 0.02 };
+    pub const LINEAR: Self = Self::Linear {
+        start: 1e-4,
+        end: 0.02,
+    };
     /// Stable Diffusion's scaled-linear betas, 0.00085 to 0.012.
-    pub const SCALED_LINEAR: Self = Self::ScaledLinear { start: 0.00085, end: 0.012 };
+    pub const SCALED_LINEAR: Self = Self::ScaledLinear {
+        start: 0.00085,
+        end: 0.012,
+    };
 
     /// The betas over `train_steps` training steps.
     pub fn betas(&self, train_steps: usize) -> Vec<f64> {
         let lerp = |a: f64, b: f64, k: usize| {
-            if train_steps == 1 { a } else { a + (b - a) * k as f64 / (train_steps - 1) as f64 }
+            if train_steps == 1 {
+                a
+            } else {
+                a + (b - a) * k as f64 / (train_steps - 1) as f64
+            }
         };
         (0..train_steps)
             .map(|k| match *self {
@@ -160,7 +177,9 @@ impl VpSchedule {
         }
         let betas = betas.betas(train_steps);
         if betas.iter().any(|b| !(*b > 0.0 && *b < 1.0)) {
-            return Err(Error::Config("betas must lie strictly between 0 and 1".into()));
+            return Err(Error::Config(
+                "betas must lie strictly between 0 and 1".into(),
+            ));
         }
         let mut cumulative = Vec::with_capacity(train_steps);
         let mut prod = 1.0;
@@ -171,18 +190,27 @@ impl VpSchedule {
         let timesteps: Vec<usize> = match spacing {
             Spacing::Leading { offset } => {
                 let ratio = train_steps / steps;
-                (0..steps).rev().map(|i| (i * ratio + offset).min(train_steps - 1)).collect()
+                (0..steps)
+                    .rev()
+                    .map(|i| (i * ratio + offset).min(train_steps - 1))
+                    .collect()
             }
             Spacing::Trailing => {
                 let ratio = train_steps as f64 / steps as f64;
                 (0..steps)
-                    .map(|i| ((train_steps as f64 - i as f64 * ratio).round_ties_even() as usize).saturating_sub(1))
+                    .map(|i| {
+                        ((train_steps as f64 - i as f64 * ratio).round_ties_even() as usize)
+                            .saturating_sub(1)
+                    })
                     .collect()
             }
         };
         let mut alpha_bars: Vec<f64> = timesteps.iter().map(|&t| cumulative[t]).collect();
         alpha_bars.push(1.0);
-        Ok(Self { timesteps, alpha_bars })
+        Ok(Self {
+            timesteps,
+            alpha_bars,
+        })
     }
 
     /// Number of steps T.
@@ -204,7 +232,12 @@ impl VpSchedule {
     pub fn timestep(&self, i: usize) -> Timestep {
         let ab = self.alpha_bars[i];
         let t = self.timesteps.get(i).map_or(-1.0, |&t| t as f64);
-        Timestep { index: i, t, alpha: ab.sqrt(), sigma: (1.0 - ab).sqrt() }
+        Timestep {
+            index: i,
+            t,
+            alpha: ab.sqrt(),
+            sigma: (1.0 - ab).sqrt(),
+        }
     }
 }
 
@@ -226,12 +259,27 @@ mod tests {
     #[test]
     fn leading_and_trailing_spacing_match_diffusers() {
         // diffusers DDIMScheduler(num_train_timesteps=1000).set_timesteps(10)
-        let lead = VpSchedule::new(10, BetaSchedule::LINEAR, Spacing::Leading { offset: 0 }).unwrap();
-        assert_eq!(lead.timesteps, vec![900, 800, 700, 600, 500, 400, 300, 200, 100, 0]);
-        let sd = VpSchedule::new(10, BetaSchedule::SCALED_LINEAR, Spacing::Leading { offset: 1 }).unwrap();
-        assert_eq!(sd.timesteps, vec![901, 801, 701, 601, 501, 401, 301, 201, 101, 1]);
+        let lead =
+            VpSchedule::new(10, BetaSchedule::LINEAR, Spacing::Leading { offset: 0 }).unwrap();
+        assert_eq!(
+            lead.timesteps,
+            vec![900, 800, 700, 600, 500, 400, 300, 200, 100, 0]
+        );
+        let sd = VpSchedule::new(
+            10,
+            BetaSchedule::SCALED_LINEAR,
+            Spacing::Leading { offset: 1 },
+        )
+        .unwrap();
+        assert_eq!(
+            sd.timesteps,
+            vec![901, 801, 701, 601, 501, 401, 301, 201, 101, 1]
+        );
         let trail = VpSchedule::new(10, BetaSchedule::LINEAR, Spacing::Trailing).unwrap();
-        assert_eq!(trail.timesteps, vec![999, 899, 799, 699, 599, 499, 399, 299, 199, 99]);
+        assert_eq!(
+            trail.timesteps,
+            vec![999, 899, 799, 699, 599, 499, 399, 299, 199, 99]
+        );
         // 1000 / 3 = 333.3…: np.round([1000, 666.67, 333.33]) - 1
         let t3 = VpSchedule::new(3, BetaSchedule::LINEAR, Spacing::Trailing).unwrap();
         assert_eq!(t3.timesteps, vec![999, 666, 332]);
@@ -239,7 +287,8 @@ mod tests {
 
     #[test]
     fn alpha_bar_is_the_product_of_one_minus_beta() {
-        let s = VpSchedule::new(1000, BetaSchedule::LINEAR, Spacing::Leading { offset: 0 }).unwrap();
+        let s =
+            VpSchedule::new(1000, BetaSchedule::LINEAR, Spacing::Leading { offset: 0 }).unwrap();
         // index T-1 is training step 0: ᾱ = 1 - β_0.
         assert!((s.alpha_bar(999) - (1.0 - 1e-4)).abs() < 1e-15);
         // training step 1: (1 - β_0)(1 - β_1), β_1 = 1e-4 + (0.02 - 1e-4)/999.

@@ -41,12 +41,16 @@ impl FromStr for StopRule {
     type Err = Error;
 
     fn from_str(text: &str) -> Result<Self, Error> {
-        let bad = |reason: &str| Error::StopRule { rule: text.into(), reason: reason.into() };
+        let bad = |reason: &str| Error::StopRule {
+            rule: text.into(),
+            reason: reason.into(),
+        };
         match text.split_once(':') {
             None if text == "all" => Ok(Self::All),
-            Some(("core-index", n)) => {
-                n.parse().map(Self::CoreIndex).map_err(|_| bad("N must be a non-negative integer"))
-            }
+            Some(("core-index", n)) => n
+                .parse()
+                .map(Self::CoreIndex)
+                .map_err(|_| bad("N must be a non-negative integer")),
             Some(("residual", t)) => match t.parse::<f64>() {
                 Ok(tau) if tau.is_finite() && tau >= 0.0 => Ok(Self::Residual(tau)),
                 _ => Err(bad("τ must be a finite number ≥ 0")),

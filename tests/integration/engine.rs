@@ -5,9 +5,9 @@
 use std::sync::Arc;
 
 use chords::{
-    BetaSchedule, Chords, CpuBackend, CpuLatent, Ddim, Error, Euler, Event, FlowSchedule, GaussianMixture,
-    InitSequence, Model, ModelError, Prediction, RunOptions, RunSummary, Sampler, Sequential, Solver, Spacing,
-    StopReason, StopRule, Timestep, VpSchedule, run,
+    BetaSchedule, Chords, CpuBackend, CpuLatent, Ddim, Error, Euler, Event, FlowSchedule,
+    GaussianMixture, InitSequence, Model, ModelError, Prediction, RunOptions, RunSummary, Sampler,
+    Sequential, Solver, Spacing, StopReason, StopRule, Timestep, VpSchedule, run,
 };
 use proptest::prelude::*;
 
@@ -44,7 +44,9 @@ fn record<M: Model<CpuBackend>>(
 ) -> chords::Result<Recorded> {
     let mut events = Vec::new();
     let options = RunOptions { threads, stop };
-    let summary = run(sampler, &CpuBackend, model, &options, &mut |e| events.push(e.clone()))?;
+    let summary = run(sampler, &CpuBackend, model, &options, &mut |e| {
+        events.push(e.clone())
+    })?;
     Ok((summary, events))
 }
 
@@ -57,14 +59,19 @@ fn outputs(events: &[Event<CpuLatent>]) -> Vec<(usize, usize, usize, Vec<u32>)> 
     events
         .iter()
         .filter_map(|e| match e {
-            Event::Preview(o) | Event::Hit(o) => Some((o.position, o.core, o.round, bits(&o.latent))),
+            Event::Preview(o) | Event::Hit(o) => {
+                Some((o.position, o.core, o.round, bits(&o.latent)))
+            }
             _ => None,
         })
         .collect()
 }
 
 fn assert_close(got: f32, want: f64, what: &str) {
-    assert!((f64::from(got) - want).abs() < 1e-6, "{what}: got {got}, want {want}");
+    assert!(
+        (f64::from(got) - want).abs() < 1e-6,
+        "{what}: got {got}, want {want}"
+    );
 }
 
 /// T = 4, I = 0-2, x0 = 1, v = λx with λ = 1/2, Euler on σ_i = 1 - i/4. Every jump is
@@ -89,9 +96,15 @@ fn rectification_on_a_linear_ode_matches_hand_derivation() {
     let solver = Arc::new(Euler::new(FlowSchedule::new(4, 1.0).expect("schedule")));
     let init = InitSequence::parse("0-2", 4).expect("init");
     let mut sampler = Chords::new(solver, init, CpuLatent::from(vec![1.0])).expect("sampler");
-    let model = Linear { lambda: 0.5, fail: None };
+    let model = Linear {
+        lambda: 0.5,
+        fail: None,
+    };
     let (summary, events) = record(&mut sampler, &model, 1, StopRule::All).expect("run");
-    assert_eq!((summary.rounds, summary.model_calls, summary.reason), (4, 6, StopReason::Finished));
+    assert_eq!(
+        (summary.rounds, summary.model_calls, summary.reason),
+        (4, 6, StopReason::Finished)
+    );
 
     let rectified: Vec<_> = events
         .iter()
@@ -105,7 +118,12 @@ fn rectification_on_a_linear_ode_matches_hand_derivation() {
     let updates: Vec<_> = events
         .iter()
         .filter_map(|e| match e {
-            Event::CoreUpdated { round, core, index, latent } => Some((*round, *core, *index, latent.as_slice()[0])),
+            Event::CoreUpdated {
+                round,
+                core,
+                index,
+                latent,
+            } => Some((*round, *core, *index, latent.as_slice()[0])),
             _ => None,
         })
         .collect();
@@ -127,12 +145,18 @@ fn rectification_on_a_linear_ode_matches_hand_derivation() {
     let streamed: Vec<_> = events
         .iter()
         .filter_map(|e| match e {
-            Event::Preview(o) | Event::Hit(o) => Some((o.position, o.core, o.round, o.latent.as_slice()[0])),
+            Event::Preview(o) | Event::Hit(o) => {
+                Some((o.position, o.core, o.round, o.latent.as_slice()[0]))
+            }
             _ => None,
         })
         .collect();
     let closed_form = (1.0 + (-0.25) * 0.5f64).powi(4); // (1 + Δσ·λ)^T
-    let want = [(0, 1, 2, 9.0 / 16.0), (1, 1, 3, 0.5859375), (2, 0, 4, closed_form)];
+    let want = [
+        (0, 1, 2, 9.0 / 16.0),
+        (1, 1, 3, 0.5859375),
+        (2, 0, 4, closed_form),
+    ];
     assert_eq!(streamed.len(), want.len(), "{streamed:?}");
     for (&(position, core, round, got), &(wp, wc, wr, value)) in streamed.iter().zip(&want) {
         assert_eq!((position, core, round), (wp, wc, wr));
@@ -181,28 +205,44 @@ fn case() -> impl Strategy<Value = Case> {
 }
 
 /// `(round, core, index)` of every event of one kind.
-fn triples(events: &[Event<CpuLatent>], pick: fn(&Event<CpuLatent>) -> Option<Triple>) -> Vec<Triple> {
+fn triples(
+    events: &[Event<CpuLatent>],
+    pick: fn(&Event<CpuLatent>) -> Option<Triple>,
+) -> Vec<Triple> {
     events.iter().filter_map(pick).collect()
 }
 
 fn check_case(case: &Case) {
     let (steps, starts) = (case.steps, &case.starts);
     let solver: Arc<dyn Solver> = if case.ddim {
-        let schedule = VpSchedule::new(steps, BetaSchedule::LINEAR, Spacing::Trailing).expect("vp schedule");
+        let schedule =
+            VpSchedule::new(steps, BetaSchedule::LINEAR, Spacing::Trailing).expect("vp schedule");
         Arc::new(Ddim::new(schedule, Prediction::Epsilon).expect("ddim"))
     } else {
-        Arc::new(Euler::new(FlowSchedule::new(steps, 1.0).expect("flow schedule")))
+        Arc::new(Euler::new(
+            FlowSchedule::new(steps, 1.0).expect("flow schedule"),
+        ))
     };
     let mut shape = vec![3];
     shape.extend(LATENT);
-    let model = GaussianMixture::new(case.means.clone(), shape, case.sigma_data, solver.prediction()).expect("mixture");
+    let model = GaussianMixture::new(
+        case.means.clone(),
+        shape,
+        case.sigma_data,
+        solver.prediction(),
+    )
+    .expect("mixture");
     let init = InitSequence::new(starts.clone(), steps).expect("init");
     let (plan, k) = (init.plan(), init.cores());
     let x0 = CpuLatent::from(case.x0.clone());
 
     let mut sequential = Sequential::new(solver.clone(), x0.clone());
-    let (seq_summary, seq_events) = record(&mut sequential, &model, 1, StopRule::All).expect("sequential run");
-    assert_eq!((seq_summary.rounds, seq_summary.model_calls), (steps, steps));
+    let (seq_summary, seq_events) =
+        record(&mut sequential, &model, 1, StopRule::All).expect("sequential run");
+    assert_eq!(
+        (seq_summary.rounds, seq_summary.model_calls),
+        (steps, steps)
+    );
     let reference = outputs(&seq_events).pop().expect("sequential hit").3;
 
     // Closed forms: core c evaluates index i_c + r - c - 1 in rounds c+1 ..= hit_round(c),
@@ -213,28 +253,54 @@ fn check_case(case: &Case) {
     let hit = &hit_rounds;
     let alive = move |c: usize, r: usize| c.max(1) <= r && r <= hit[c];
     let want_started: Vec<(usize, Vec<(usize, usize)>)> = (1..=steps)
-        .map(|r| (r, (0..k).filter(|&c| c < r && r <= hit[c]).map(|c| (c, starts[c] + r - c - 1)).collect()))
+        .map(|r| {
+            (
+                r,
+                (0..k)
+                    .filter(|&c| c < r && r <= hit[c])
+                    .map(|c| (c, starts[c] + r - c - 1))
+                    .collect(),
+            )
+        })
         .collect();
     let want_updated: Vec<_> = (1..=steps)
-        .flat_map(|r| (0..k).filter(move |&c| alive(c, r)).map(move |c| (r, c, starts[c] + r - c)))
+        .flat_map(|r| {
+            (0..k)
+                .filter(move |&c| alive(c, r))
+                .map(move |c| (r, c, starts[c] + r - c))
+        })
         .collect();
     let want_rectified: Vec<_> = (1..=steps)
         .flat_map(|r| {
             (1..k)
-                .filter(move |&c| r > c && (r - c) % (starts[c] - starts[c - 1]) == 0 && r <= hit[c])
+                .filter(move |&c| {
+                    r > c && (r - c) % (starts[c] - starts[c - 1]) == 0 && r <= hit[c]
+                })
                 .map(move |c| (r, c, starts[c] + r - c))
         })
         .collect();
     let want_spawned: Vec<_> = (1..k).map(|c| (c, c, starts[c])).collect();
     let mut want_outputs = vec![(0, k - 1, k)];
-    want_outputs.extend(plan.hits.iter().enumerate().map(|(n, h)| (n + 1, h.core, h.round)));
-    assert!(plan.hits.iter().map(|h| h.core).eq((0..k).rev()), "hits must arrive fastest core first");
+    want_outputs.extend(
+        plan.hits
+            .iter()
+            .enumerate()
+            .map(|(n, h)| (n + 1, h.core, h.round)),
+    );
+    assert!(
+        plan.hits.iter().map(|h| h.core).eq((0..k).rev()),
+        "hits must arrive fastest core first"
+    );
 
     let mut streams = Vec::new();
     for threads in [1, 0] {
         let mut sampler = Chords::new(solver.clone(), init.clone(), x0.clone()).expect("sampler");
-        let (summary, events) = record(&mut sampler, &model, threads, StopRule::All).expect("chords run");
-        assert_eq!((summary.rounds, summary.reason), (steps, StopReason::Finished));
+        let (summary, events) =
+            record(&mut sampler, &model, threads, StopRule::All).expect("chords run");
+        assert_eq!(
+            (summary.rounds, summary.reason),
+            (steps, StopReason::Finished)
+        );
 
         let started: Vec<_> = events
             .iter()
@@ -244,8 +310,14 @@ fn check_case(case: &Case) {
             })
             .collect();
         assert_eq!(started, want_started);
-        assert!(started.iter().all(|(_, ev)| (1..=k).contains(&ev.len())), "a round evaluates 1 to K points");
-        assert_eq!(summary.model_calls, started.iter().map(|(_, ev)| ev.len()).sum::<usize>());
+        assert!(
+            started.iter().all(|(_, ev)| (1..=k).contains(&ev.len())),
+            "a round evaluates 1 to K points"
+        );
+        assert_eq!(
+            summary.model_calls,
+            started.iter().map(|(_, ev)| ev.len()).sum::<usize>()
+        );
         let finished: Vec<_> = events
             .iter()
             .filter_map(|e| match e {
@@ -253,13 +325,24 @@ fn check_case(case: &Case) {
                 _ => None,
             })
             .collect();
-        assert_eq!(finished, started.iter().map(|(r, ev)| (*r, ev.len())).collect::<Vec<_>>());
+        assert_eq!(
+            finished,
+            started
+                .iter()
+                .map(|(r, ev)| (*r, ev.len()))
+                .collect::<Vec<_>>()
+        );
 
         let updated = triples(&events, |e| match e {
-            Event::CoreUpdated { round, core, index, .. } => Some((*round, *core, *index)),
+            Event::CoreUpdated {
+                round, core, index, ..
+            } => Some((*round, *core, *index)),
             _ => None,
         });
-        assert_eq!(updated, want_updated, "core indices advance by one per round");
+        assert_eq!(
+            updated, want_updated,
+            "core indices advance by one per round"
+        );
         let mut rectified = triples(&events, |e| match e {
             Event::Rectified { round, core, index } => Some((*round, *core, *index)),
             _ => None,
@@ -275,8 +358,16 @@ fn check_case(case: &Case) {
         let stream = outputs(&events);
         let meta: Vec<_> = stream.iter().map(|(p, c, r, _)| (*p, *c, *r)).collect();
         assert_eq!(meta, want_outputs);
-        assert_eq!(stream.last().expect("core 0 hit").3, reference, "core 0 must equal the sequential solve");
-        assert!(stream.iter().all(|o| o.3.iter().all(|b| f32::from_bits(*b).is_finite())));
+        assert_eq!(
+            stream.last().expect("core 0 hit").3,
+            reference,
+            "core 0 must equal the sequential solve"
+        );
+        assert!(
+            stream
+                .iter()
+                .all(|o| o.3.iter().all(|b| f32::from_bits(*b).is_finite()))
+        );
         streams.push(stream);
     }
     assert_eq!(streams[0], streams[1], "threads must not change any output");
@@ -284,9 +375,17 @@ fn check_case(case: &Case) {
     // core-index:N stops after the round in which output N arrived, with the same outputs.
     let stop_round = want_outputs[case.stop_at].2;
     let mut sampler = Chords::new(solver, init, x0).expect("sampler");
-    let (summary, events) = record(&mut sampler, &model, 0, StopRule::CoreIndex(case.stop_at)).expect("stopped run");
-    assert_eq!((summary.rounds, summary.reason), (stop_round, StopReason::Rule));
-    let prefix: Vec<_> = streams[0].iter().filter(|o| o.2 <= stop_round).cloned().collect();
+    let (summary, events) =
+        record(&mut sampler, &model, 0, StopRule::CoreIndex(case.stop_at)).expect("stopped run");
+    assert_eq!(
+        (summary.rounds, summary.reason),
+        (stop_round, StopReason::Rule)
+    );
+    let prefix: Vec<_> = streams[0]
+        .iter()
+        .filter(|o| o.2 <= stop_round)
+        .cloned()
+        .collect();
     assert_eq!(outputs(&events), prefix);
 }
 
@@ -305,10 +404,17 @@ proptest! {
 fn failing_run(fail: (usize, usize, bool), threads: usize) -> (chords::Result<RunSummary>, usize) {
     let solver = Arc::new(Euler::new(FlowSchedule::new(8, 1.0).expect("schedule")));
     let init = InitSequence::parse("0-3-5", 8).expect("init");
-    let mut sampler = Chords::new(solver, init, CpuLatent::from(vec![0.5, -0.25])).expect("sampler");
-    let model = Linear { lambda: 0.5, fail: Some(fail) };
+    let mut sampler =
+        Chords::new(solver, init, CpuLatent::from(vec![0.5, -0.25])).expect("sampler");
+    let model = Linear {
+        lambda: 0.5,
+        fail: Some(fail),
+    };
     let mut last_round = 0;
-    let options = RunOptions { threads, stop: StopRule::All };
+    let options = RunOptions {
+        threads,
+        stop: StopRule::All,
+    };
     let result = run(&mut sampler, &CpuBackend, &model, &options, &mut |e| {
         if let Event::RoundStarted { round, .. } = e {
             last_round = *round;
@@ -322,7 +428,9 @@ fn non_finite_output_names_round_and_core() {
     for threads in [1, 0] {
         let (result, last_round) = failing_run((2, 6, false), threads);
         match result {
-            Err(Error::NonFiniteOutput { round, core, index }) => assert_eq!((round, core, index), (4, 2, 6)),
+            Err(Error::NonFiniteOutput { round, core, index }) => {
+                assert_eq!((round, core, index), (4, 2, 6))
+            }
             other => panic!("threads {threads}: expected NonFiniteOutput, got {other:?}"),
         }
         assert_eq!(last_round, 4, "the run must stop in the failing round");
@@ -334,7 +442,12 @@ fn panicking_model_is_a_model_error() {
     for threads in [1, 0] {
         let (result, last_round) = failing_run((1, 4, true), threads);
         match result {
-            Err(Error::Model { round, core, index, source }) => {
+            Err(Error::Model {
+                round,
+                core,
+                index,
+                source,
+            }) => {
                 assert_eq!((round, core, index), (3, 1, 4));
                 assert!(source.to_string().contains("panicked"), "{source}");
             }

@@ -33,9 +33,13 @@ impl OutDir {
         }
         if root.is_dir() && !overwrite {
             if root.join(REPORT).exists() {
-                bail!("{} already holds a report ({REPORT}); pass --overwrite to replace it", root.display());
+                bail!(
+                    "{} already holds a report ({REPORT}); pass --overwrite to replace it",
+                    root.display()
+                );
             }
-            let entries = fs::read_dir(root).with_context(|| format!("cannot list {}", root.display()))?;
+            let entries =
+                fs::read_dir(root).with_context(|| format!("cannot list {}", root.display()))?;
             for entry in entries.flatten() {
                 let name = entry.file_name();
                 if is_ours(&name.to_string_lossy()) {
@@ -47,24 +51,39 @@ impl OutDir {
                 }
             }
         }
-        fs::create_dir_all(root).with_context(|| format!("cannot create output directory {}", root.display()))?;
-        let inputs = inputs.iter().filter_map(|p| fs::canonicalize(p).ok()).collect();
-        Ok(Self { root: root.to_path_buf(), inputs })
+        fs::create_dir_all(root)
+            .with_context(|| format!("cannot create output directory {}", root.display()))?;
+        let inputs = inputs
+            .iter()
+            .filter_map(|p| fs::canonicalize(p).ok())
+            .collect();
+        Ok(Self {
+            root: root.to_path_buf(),
+            inputs,
+        })
     }
 
     /// The path of `name` in the directory, refusing to hand out an input file's path.
     fn path(&self, name: &str) -> Result<PathBuf> {
         let path = self.root.join(name);
-        if let Ok(canonical) = fs::canonicalize(&path) {
-            if self.inputs.contains(&canonical) {
-                bail!("refusing to overwrite input file {} with an output", path.display());
-            }
+        if let Ok(canonical) = fs::canonicalize(&path)
+            && self.inputs.contains(&canonical)
+        {
+            bail!(
+                "refusing to overwrite input file {} with an output",
+                path.display()
+            );
         }
         Ok(path)
     }
 
     /// Writes a (C, H, W) latent as `<stem>.npy` and `<stem>.png`; returns both file names.
-    pub fn write_latent(&self, stem: &str, shape: &[usize], data: &[f32]) -> Result<(String, String)> {
+    pub fn write_latent(
+        &self,
+        stem: &str,
+        shape: &[usize],
+        data: &[f32],
+    ) -> Result<(String, String)> {
         let (npy, png) = (format!("{stem}.npy"), format!("{stem}.png"));
         chords::npy::write(&self.path(&npy)?, shape, data)?;
         let image = chords::preview::rgba8(shape, data)
@@ -86,13 +105,20 @@ impl OutDir {
 
 /// Encodes an RGBA8 picture as PNG.
 fn write_png(path: &Path, image: &chords::preview::Rgba8) -> Result<()> {
-    let file = fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let file =
+        fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     let (w, h) = (u32::try_from(image.width)?, u32::try_from(image.height)?);
     let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), w, h);
     encoder.set_color(png::ColorType::Rgba);
     encoder.set_depth(png::BitDepth::Eight);
-    let mut writer = encoder.write_header().with_context(|| format!("cannot write {}", path.display()))?;
-    writer.write_image_data(&image.pixels).with_context(|| format!("cannot write {}", path.display()))?;
-    writer.finish().with_context(|| format!("cannot write {}", path.display()))?;
+    let mut writer = encoder
+        .write_header()
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    writer
+        .write_image_data(&image.pixels)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    writer
+        .finish()
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }

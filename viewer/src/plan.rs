@@ -47,11 +47,25 @@ pub fn run(args: &PlanArgs) -> Result<()> {
         return Ok(());
     }
     let seq: Vec<String> = plan.starts.iter().map(ToString::to_string).collect();
-    println!("steps {}, cores {}, init {}", plan.steps, plan.starts.len(), seq.join("-"));
+    println!(
+        "steps {}, cores {}, init {}",
+        plan.steps,
+        plan.starts.len(),
+        seq.join("-")
+    );
     println!("preview after round {}", plan.preview_round);
-    println!("{:>6} {:>6} {:>6} {:>8}", "output", "core", "round", "speedup");
+    println!(
+        "{:>6} {:>6} {:>6} {:>8}",
+        "output", "core", "round", "speedup"
+    );
     for (n, h) in plan.hits.iter().enumerate() {
-        println!("{:>6} {:>6} {:>6} {:>7.2}x", n + 1, h.core, h.round, h.speedup);
+        println!(
+            "{:>6} {:>6} {:>6} {:>7.2}x",
+            n + 1,
+            h.core,
+            h.round,
+            h.speedup
+        );
     }
     Ok(())
 }

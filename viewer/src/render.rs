@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use chords::{
-    Backend, BetaSchedule, Chords, CpuBackend, CpuLatent, Ddim, Euler, Event, FlowSchedule, GaussianMixture,
-    InitSequence, Output, Prediction, RunOptions, Sampler, Sequential, Solver, Spacing, StopRule, VpSchedule,
+    Backend, BetaSchedule, Chords, CpuBackend, CpuLatent, Ddim, Euler, Event, FlowSchedule,
+    GaussianMixture, InitSequence, Output, Prediction, RunOptions, Sampler, Sequential, Solver,
+    Spacing, StopRule, VpSchedule,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
@@ -32,20 +33,51 @@ pub fn run(args: &RenderArgs) -> Result<()> {
     };
     let cores = init.as_ref().map_or(1, InitSequence::cores);
     stop.validate(cores)?;
-    let inputs: Vec<&std::path::Path> = args.means.iter().chain(&args.x0).map(|p| p.as_path()).collect();
+    let inputs: Vec<&std::path::Path> = args
+        .means
+        .iter()
+        .chain(&args.x0)
+        .map(|p| p.as_path())
+        .collect();
     let out = OutDir::prepare(&args.out, args.overwrite, &inputs)?;
 
     let backend = CpuBackend;
-    let threads = if args.threads == 0 { cores } else { args.threads };
+    let threads = if args.threads == 0 {
+        cores
+    } else {
+        args.threads
+    };
     let options = RunOptions { threads, stop };
     let expected_rounds = expected_rounds(init.as_ref(), &stop, args.schedule.steps);
-    let run = sample(&backend, &model, solver.clone(), init.as_ref(), &x0, &options, expected_rounds)?;
+    let run = sample(
+        &backend,
+        &model,
+        solver.clone(),
+        init.as_ref(),
+        &x0,
+        &options,
+        expected_rounds,
+    )?;
 
     let reference = if args.reference {
         let started = Instant::now();
-        let options = RunOptions { threads: 1, stop: StopRule::All };
-        let seq = sample(&backend, &model, solver.clone(), None, &x0, &options, args.schedule.steps)?;
-        let hit = seq.outputs.last().context("the sequential solve produced no output")?;
+        let options = RunOptions {
+            threads: 1,
+            stop: StopRule::All,
+        };
+        let seq = sample(
+            &backend,
+            &model,
+            solver.clone(),
+            None,
+            &x0,
+            &options,
+            args.schedule.steps,
+        )?;
+        let hit = seq
+            .outputs
+            .last()
+            .context("the sequential solve produced no output")?;
         Some((backend.download(&hit.latent)?, started.elapsed()))
     } else {
         None
@@ -98,7 +130,8 @@ pub fn run(args: &RenderArgs) -> Result<()> {
     }
     if let Some((data, wall)) = &reference {
         let (file, png) = out.write_latent("sequential", &latent_shape, data)?;
-        report["reference"] = json!({"file": file, "png": png, "wall_ms": wall.as_secs_f64() * 1e3});
+        report["reference"] =
+            json!({"file": file, "png": png, "wall_ms": wall.as_secs_f64() * 1e3});
     }
     let path = out.write_report(&report)?;
     eprintln!(
@@ -134,7 +167,10 @@ fn solver(args: &RenderArgs) -> Result<Arc<dyn Solver>> {
                 PredictionKind::V => Prediction::V,
                 PredictionKind::Sample => Prediction::Sample,
             };
-            Arc::new(Ddim::new(VpSchedule::new(steps, betas, spacing)?, prediction)?)
+            Arc::new(Ddim::new(
+                VpSchedule::new(steps, betas, spacing)?,
+                prediction,
+            )?)
         }
     })
 }
@@ -146,7 +182,11 @@ fn load_means(args: &RenderArgs) -> Result<(Vec<f32>, Vec<usize>)> {
     };
     let array = chords::npy::read(path)?;
     if array.shape.len() != 4 || array.shape.contains(&0) {
-        bail!("{}: means must have shape (M, C, H, W) with no zero dimension, got {:?}", path.display(), array.shape);
+        bail!(
+            "{}: means must have shape (M, C, H, W) with no zero dimension, got {:?}",
+            path.display(),
+            array.shape
+        );
     }
     Ok((array.data, array.shape))
 }
@@ -158,10 +198,17 @@ fn initial_noise(args: &RenderArgs, shape: &[usize]) -> Result<Vec<f32>> {
     };
     let array = chords::npy::read(path)?;
     if array.shape != shape {
-        bail!("{}: x0 has shape {:?} but the latent (one mean) has shape {shape:?}", path.display(), array.shape);
+        bail!(
+            "{}: x0 has shape {:?} but the latent (one mean) has shape {shape:?}",
+            path.display(),
+            array.shape
+        );
     }
     if let Some(i) = array.data.iter().position(|v| !v.is_finite()) {
-        bail!("{}: x0 holds a non-finite value at element {i}", path.display());
+        bail!(
+            "{}: x0 holds a non-finite value at element {i}",
+            path.display()
+        );
     }
     Ok(array.data)
 }
@@ -170,7 +217,9 @@ fn initial_noise(args: &RenderArgs, shape: &[usize]) -> Result<Vec<f32>> {
 fn expected_rounds(init: Option<&InitSequence>, stop: &StopRule, steps: usize) -> usize {
     match (init, stop) {
         (Some(init), StopRule::CoreIndex(0)) => init.plan().preview_round,
-        (Some(init), StopRule::CoreIndex(n)) => init.plan().hits.get(n - 1).map_or(steps, |h| h.round),
+        (Some(init), StopRule::CoreIndex(n)) => {
+            init.plan().hits.get(n - 1).map_or(steps, |h| h.round)
+        }
         _ => steps,
     }
 }
@@ -207,21 +256,36 @@ fn sample(
     bar.set_prefix(sampler.name());
     let mut outputs = Vec::new();
     let started = Instant::now();
-    let summary = chords::run(sampler.as_mut(), backend, model, options, &mut |event| match event {
-        Event::Preview(o) | Event::Hit(o) => {
-            bar.set_message(format!("{} output(s)", outputs.len() + 1));
-            outputs.push(o.clone());
-        }
-        Event::RoundFinished { round, .. } => bar.set_position(*round as u64),
-        _ => {}
-    });
+    let summary = chords::run(
+        sampler.as_mut(),
+        backend,
+        model,
+        options,
+        &mut |event| match event {
+            Event::Preview(o) | Event::Hit(o) => {
+                bar.set_message(format!("{} output(s)", outputs.len() + 1));
+                outputs.push(o.clone());
+            }
+            Event::RoundFinished { round, .. } => bar.set_position(*round as u64),
+            _ => {}
+        },
+    );
     let wall = started.elapsed();
     bar.finish_and_clear();
-    Ok(SampleRun { sampler: sampler.name(), outputs, summary: summary?, wall })
+    Ok(SampleRun {
+        sampler: sampler.name(),
+        outputs,
+        summary: summary?,
+        wall,
+    })
 }
 
 /// Root-mean-square difference of two latents.
 fn rmse(a: &[f32], b: &[f32]) -> f64 {
-    let sq: f64 = a.iter().zip(b).map(|(x, y)| (*x as f64 - *y as f64).powi(2)).sum();
+    let sq: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (*x as f64 - *y as f64).powi(2))
+        .sum();
     (sq / a.len().max(1) as f64).sqrt()
 }

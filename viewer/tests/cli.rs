@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn chords(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_chords")).args(args).output().expect("the chords binary runs")
+    Command::new(env!("CARGO_BIN_EXE_chords"))
+        .args(args)
+        .output()
+        .expect("the chords binary runs")
 }
 
 fn assets() -> PathBuf {
@@ -22,20 +25,39 @@ fn scratch(name: &str) -> PathBuf {
 
 /// Writes a float32 .npy with `shape`.
 fn write_npy(path: &Path, shape: &[usize], data: &[f32]) {
-    fs::write(path, chords::npy::to_bytes(shape, data).expect("valid array")).expect("write npy");
+    fs::write(
+        path,
+        chords::npy::to_bytes(shape, data).expect("valid array"),
+    )
+    .expect("write npy");
 }
 
 fn report(dir: &Path) -> serde_json::Value {
-    serde_json::from_str(&fs::read_to_string(dir.join("report.json")).expect("report exists")).expect("valid json")
+    serde_json::from_str(&fs::read_to_string(dir.join("report.json")).expect("report exists"))
+        .expect("valid json")
 }
 
 #[test]
 fn plan_json_gives_the_papers_schedule() {
-    let out = chords(&["plan", "--steps", "50", "--cores", "8", "--init", "0-2-4-8-16-24-32-40", "--json"]);
+    let out = chords(&[
+        "plan",
+        "--steps",
+        "50",
+        "--cores",
+        "8",
+        "--init",
+        "0-2-4-8-16-24-32-40",
+        "--json",
+    ]);
     assert!(out.status.success());
     let plan: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(plan["preview_round"], 8);
-    let rounds: Vec<u64> = plan["hits"].as_array().expect("hits").iter().map(|h| h["round"].as_u64().expect("round")).collect();
+    let rounds: Vec<u64> = plan["hits"]
+        .as_array()
+        .expect("hits")
+        .iter()
+        .map(|h| h["round"].as_u64().expect("round"))
+        .collect();
     assert_eq!(rounds, vec![17, 24, 31, 38, 45, 48, 49, 50]);
     assert_eq!(plan["hits"][0]["core"], 7);
     assert_eq!(plan["hits"][0]["speedup"], 2.94);
@@ -50,60 +72,139 @@ fn render_writes_every_output_and_the_last_is_the_sequential_solve() {
     let dir = scratch("render");
     let means = assets().join("mixture/quadrants.npy");
     let out = chords(&[
-        "render", "--means", means.to_str().expect("utf-8"), "--sigma-data", "0.1", "--steps", "50",
-        "--cores", "4", "--seed", "3", "--stop", "all", "--reference", "--out", dir.to_str().expect("utf-8"),
+        "render",
+        "--means",
+        means.to_str().expect("utf-8"),
+        "--sigma-data",
+        "0.1",
+        "--steps",
+        "50",
+        "--cores",
+        "4",
+        "--seed",
+        "3",
+        "--stop",
+        "all",
+        "--reference",
+        "--out",
+        dir.to_str().expect("utf-8"),
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let r = report(&dir);
     assert_eq!(r["sampler"], "chords");
     assert_eq!(r["init"], serde_json::json!([0, 8, 16, 32]));
     assert_eq!(r["rounds"], 50);
     assert_eq!(r["preview"]["round"], 4);
     let hits = r["hits"].as_array().expect("hits");
-    let cores_rounds: Vec<(u64, u64)> =
-        hits.iter().map(|h| (h["core"].as_u64().expect("core"), h["round"].as_u64().expect("round"))).collect();
+    let cores_rounds: Vec<(u64, u64)> = hits
+        .iter()
+        .map(|h| {
+            (
+                h["core"].as_u64().expect("core"),
+                h["round"].as_u64().expect("round"),
+            )
+        })
+        .collect();
     assert_eq!(cores_rounds, vec![(3, 21), (2, 36), (1, 43), (0, 50)]);
     for h in hits {
         for key in ["file", "png"] {
-            assert!(dir.join(h[key].as_str().expect("path")).is_file(), "{key} of {h}");
+            assert!(
+                dir.join(h[key].as_str().expect("path")).is_file(),
+                "{key} of {h}"
+            );
         }
     }
     assert_eq!(hits[3]["rmse_vs_sequential"], 0.0);
     let last = fs::read(dir.join(hits[3]["file"].as_str().expect("file"))).expect("hit file");
-    assert_eq!(last, fs::read(dir.join("sequential.npy")).expect("reference file"));
+    assert_eq!(
+        last,
+        fs::read(dir.join("sequential.npy")).expect("reference file")
+    );
     // Model calls: core k evaluates from round k+1 to its hit round.
-    let calls: u64 = [(0, 50), (1, 43), (2, 36), (3, 21)].iter().map(|(k, hit)| hit - k).sum();
+    let calls: u64 = [(0, 50), (1, 43), (2, 36), (3, 21)]
+        .iter()
+        .map(|(k, hit)| hit - k)
+        .sum();
     assert_eq!(r["model_calls"], calls);
 }
 
 #[test]
 fn default_stop_is_the_fastest_hit_and_sequential_works() {
     let dir = scratch("stop");
-    let out = chords(&["render", "--steps", "20", "--cores", "4", "--out", dir.to_str().expect("utf-8")]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = chords(&[
+        "render",
+        "--steps",
+        "20",
+        "--cores",
+        "4",
+        "--out",
+        dir.to_str().expect("utf-8"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let r = report(&dir);
     // paper 4-core sequence scaled to T = 20: 0-3-6-13; fastest hit 20 - 13 + 3 = 10.
     assert_eq!(r["init"], serde_json::json!([0, 3, 6, 13]));
     assert_eq!(r["rounds"], 10);
     assert_eq!(r["hits"].as_array().expect("hits").len(), 1);
     let seq = scratch("sequential");
-    let out = chords(&["render", "--sampler", "sequential", "--solver", "ddim", "--steps", "20", "--out", seq.to_str().expect("utf-8")]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = chords(&[
+        "render",
+        "--sampler",
+        "sequential",
+        "--solver",
+        "ddim",
+        "--steps",
+        "20",
+        "--out",
+        seq.to_str().expect("utf-8"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let r = report(&seq);
-    assert_eq!((r["rounds"].as_u64(), r["model_calls"].as_u64(), r["cores"].as_u64()), (Some(20), Some(20), Some(1)));
+    assert_eq!(
+        (
+            r["rounds"].as_u64(),
+            r["model_calls"].as_u64(),
+            r["cores"].as_u64()
+        ),
+        (Some(20), Some(20), Some(1))
+    );
 }
 
 /// Runs `args`, expects exit code 2 and one `error:` line containing every `needles`.
 fn assert_refused(args: &[&str], needles: &[&str]) {
     let out = chords(args);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{args:?} should fail with 2, stderr: {stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{args:?} should fail with 2, stderr: {stderr}"
+    );
     assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "{args:?} should print one line, got: {stderr}");
+    assert_eq!(
+        lines.len(),
+        1,
+        "{args:?} should print one line, got: {stderr}"
+    );
     assert!(lines[0].starts_with("error: "), "{stderr}");
     for n in needles {
-        assert!(lines[0].contains(n), "{args:?}: `{}` does not mention `{n}`", lines[0]);
+        assert!(
+            lines[0].contains(n),
+            "{args:?}: `{}` does not mention `{n}`",
+            lines[0]
+        );
     }
 }
 
@@ -111,16 +212,27 @@ fn assert_refused(args: &[&str], needles: &[&str]) {
 fn bad_input_is_one_line_and_exit_code_2() {
     let dir = scratch("bad");
     let d = |name: &str| dir.join(name).to_str().expect("utf-8").to_string();
-    let means = assets().join("mixture/quadrants.npy").to_str().expect("utf-8").to_string();
+    let means = assets()
+        .join("mixture/quadrants.npy")
+        .to_str()
+        .expect("utf-8")
+        .to_string();
     write_npy(&dir.join("x0-wrong.npy"), &[1, 8, 9], &[0.0; 72]);
     write_npy(&dir.join("means-3d.npy"), &[4, 8, 8], &[0.0; 256]);
     // ε = x/σ·(σ²/V) exceeds f32::MAX when x is f32::MAX: DDIM's first call overflows.
-    write_npy(&dir.join("x0-max.npy"), &[3, 32, 32], &[f32::MAX; 3 * 32 * 32]);
+    write_npy(
+        &dir.join("x0-max.npy"),
+        &[3, 32, 32],
+        &[f32::MAX; 3 * 32 * 32],
+    );
     fs::write(dir.join("text.npy"), "this is not an array").expect("write");
     let good = chords::npy::to_bytes(&[4, 1, 8, 8], &[0.5; 256]).expect("bytes");
     fs::write(dir.join("truncated.npy"), &good[..good.len() - 10]).expect("write");
     let mut f64_file = good.clone();
-    let at = f64_file.windows(3).position(|w| w == b"<f4").expect("dtype in header");
+    let at = f64_file
+        .windows(3)
+        .position(|w| w == b"<f4")
+        .expect("dtype in header");
     f64_file[at..at + 3].copy_from_slice(b"<f8");
     fs::write(dir.join("f64.npy"), &f64_file).expect("write");
     let out = d("out");
@@ -131,31 +243,64 @@ fn bad_input_is_one_line_and_exit_code_2() {
     };
     let cases: Vec<(Vec<String>, Vec<&str>)> = vec![
         (r(&["--cores", "3", "--init", "1-2-3"]), vec!["start at 0"]),
-        (r(&["--cores", "3", "--init", "0-3-2"]), vec!["strictly increasing"]),
-        (r(&["--cores", "3", "--init", "0-2-50"]), vec!["50", "out of range"]),
-        (r(&["--cores", "3", "--init", "0-2"]), vec!["2 entries", "3 cores"]),
+        (
+            r(&["--cores", "3", "--init", "0-3-2"]),
+            vec!["strictly increasing"],
+        ),
+        (
+            r(&["--cores", "3", "--init", "0-2-50"]),
+            vec!["50", "out of range"],
+        ),
+        (
+            r(&["--cores", "3", "--init", "0-2"]),
+            vec!["2 entries", "3 cores"],
+        ),
         (r(&["--cores", "0"]), vec!["cores"]),
         (r(&["--steps", "0"]), vec!["steps"]),
         (r(&["--init", "0-x"]), vec!["`x`"]),
-        (r(&["--x0", &d("x0-wrong.npy")]), vec!["x0-wrong.npy", "[1, 8, 9]", "[3, 32, 32]"]),
-        (r(&["--means", &means, "--x0", &d("missing.npy")]), vec!["missing.npy", "cannot read"]),
-        (r(&["--means", &d("text.npy")]), vec!["text.npy", "not a .npy file"]),
-        (r(&["--means", &d("truncated.npy")]), vec!["truncated.npy", "truncated"]),
+        (
+            r(&["--x0", &d("x0-wrong.npy")]),
+            vec!["x0-wrong.npy", "[1, 8, 9]", "[3, 32, 32]"],
+        ),
+        (
+            r(&["--means", &means, "--x0", &d("missing.npy")]),
+            vec!["missing.npy", "cannot read"],
+        ),
+        (
+            r(&["--means", &d("text.npy")]),
+            vec!["text.npy", "not a .npy file"],
+        ),
+        (
+            r(&["--means", &d("truncated.npy")]),
+            vec!["truncated.npy", "truncated"],
+        ),
         (r(&["--means", &d("f64.npy")]), vec!["f64.npy", "<f8"]),
-        (r(&["--means", &d("means-3d.npy")]), vec!["means-3d.npy", "(M, C, H, W)"]),
-        (r(&["--solver", "ddim", "--cores", "4", "--x0", &d("x0-max.npy")]), vec!["NaN or Inf", "round 1", "core 0"]),
+        (
+            r(&["--means", &d("means-3d.npy")]),
+            vec!["means-3d.npy", "(M, C, H, W)"],
+        ),
+        (
+            r(&["--solver", "ddim", "--cores", "4", "--x0", &d("x0-max.npy")]),
+            vec!["NaN or Inf", "round 1", "core 0"],
+        ),
         (r(&["--stop", "core-index:9"]), vec!["core-index:9"]),
         (r(&["--stop", "sometimes"]), vec!["sometimes"]),
         (r(&["--sigma-data", "-1"]), vec!["sigma-data"]),
         (r(&["--cores", "3"]), vec!["4, 6 and 8"]),
         (r(&["--solver", "ddim", "--steps", "1001"]), vec!["1001"]),
-        (vec!["plan".into(), "--cores".into(), "many".into()], vec!["many"]),
+        (
+            vec!["plan".into(), "--cores".into(), "many".into()],
+            vec!["many"],
+        ),
     ];
     for (args, needles) in &cases {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         assert_refused(&args, needles);
     }
-    assert!(!dir.join("out").join("report.json").exists(), "a failed run wrote a report");
+    assert!(
+        !dir.join("out").join("report.json").exists(),
+        "a failed run wrote a report"
+    );
 }
 
 #[test]
@@ -178,9 +323,37 @@ fn an_existing_report_or_input_is_never_overwritten() {
     let original = fs::read(&x0).expect("x0");
     let x0s = x0.to_str().expect("utf-8");
     let ins = inputs.to_str().expect("utf-8");
-    assert_refused(&["render", "--steps", "10", "--cores", "4", "--x0", x0s, "--stop", "core-index:0", "--out", ins], &["preview.npy"]);
     assert_refused(
-        &["render", "--steps", "10", "--cores", "4", "--x0", x0s, "--stop", "core-index:0", "--out", ins, "--overwrite"],
+        &[
+            "render",
+            "--steps",
+            "10",
+            "--cores",
+            "4",
+            "--x0",
+            x0s,
+            "--stop",
+            "core-index:0",
+            "--out",
+            ins,
+        ],
+        &["preview.npy"],
+    );
+    assert_refused(
+        &[
+            "render",
+            "--steps",
+            "10",
+            "--cores",
+            "4",
+            "--x0",
+            x0s,
+            "--stop",
+            "core-index:0",
+            "--out",
+            ins,
+            "--overwrite",
+        ],
         &["refusing to overwrite input file"],
     );
     assert_eq!(fs::read(&x0).expect("x0"), original);

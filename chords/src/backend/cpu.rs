@@ -53,13 +53,21 @@ impl Backend for CpuBackend {
         latent.0.len()
     }
 
-    fn lincomb(&self, _core: usize, terms: &[Term<'_, CpuLatent>]) -> Result<CpuLatent, BackendError> {
-        let Some(((c0, x0), rest)) = terms.split_first().filter(|_| terms.len() <= MAX_TERMS) else {
+    fn lincomb(
+        &self,
+        _core: usize,
+        terms: &[Term<'_, CpuLatent>],
+    ) -> Result<CpuLatent, BackendError> {
+        let Some(((c0, x0), rest)) = terms.split_first().filter(|_| terms.len() <= MAX_TERMS)
+        else {
             return Err(BackendError::TermCount(terms.len()));
         };
         let n = x0.0.len();
         if let Some((_, x)) = rest.iter().find(|(_, x)| x.0.len() != n) {
-            return Err(BackendError::LengthMismatch { expected: n, found: x.0.len() });
+            return Err(BackendError::LengthMismatch {
+                expected: n,
+                found: x.0.len(),
+            });
         }
         // Left-to-right accumulation, one term at a time: the same f32 operations in the
         // same order for every element, whatever the number of terms.
@@ -88,8 +96,14 @@ mod tests {
     #[test]
     fn lincomb_sums_left_to_right() {
         let cpu = CpuBackend;
-        let xs: Vec<CpuLatent> = (1..=6).map(|k| CpuLatent::from(vec![k as f32, -(k as f32)])).collect();
-        let terms: Vec<Term<'_, CpuLatent>> = xs.iter().enumerate().map(|(k, x)| (k as f32 + 0.5, x)).collect();
+        let xs: Vec<CpuLatent> = (1..=6)
+            .map(|k| CpuLatent::from(vec![k as f32, -(k as f32)]))
+            .collect();
+        let terms: Vec<Term<'_, CpuLatent>> = xs
+            .iter()
+            .enumerate()
+            .map(|(k, x)| (k as f32 + 0.5, x))
+            .collect();
         // Σ (k + 0.5)·(k + 1) for k = 0..6 = 0.5 + 3 + 7.5 + 14 + 22.5 + 33 = 80.5
         assert_eq!(cpu.lincomb(0, &terms).unwrap().as_slice(), &[80.5, -80.5]);
     }
@@ -99,11 +113,20 @@ mod tests {
         let cpu = CpuBackend;
         let a = CpuLatent::from(vec![1.0; 3]);
         let b = CpuLatent::from(vec![1.0; 4]);
-        assert!(matches!(cpu.lincomb(0, &[]), Err(BackendError::TermCount(0))));
-        assert!(matches!(cpu.lincomb(0, &[(1.0, &a); 7]), Err(BackendError::TermCount(7))));
+        assert!(matches!(
+            cpu.lincomb(0, &[]),
+            Err(BackendError::TermCount(0))
+        ));
+        assert!(matches!(
+            cpu.lincomb(0, &[(1.0, &a); 7]),
+            Err(BackendError::TermCount(7))
+        ));
         assert!(matches!(
             cpu.lincomb(0, &[(1.0, &a), (1.0, &b)]),
-            Err(BackendError::LengthMismatch { expected: 3, found: 4 })
+            Err(BackendError::LengthMismatch {
+                expected: 3,
+                found: 4
+            })
         ));
     }
 }

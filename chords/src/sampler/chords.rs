@@ -34,11 +34,19 @@ struct Core<L> {
 
 impl<L: Clone> Core<L> {
     fn new(id: usize, index: usize, x: L) -> Self {
-        Self { id, cur: (index, x.clone()), finish: None, begin: (index, x, None), evaluations: 0 }
+        Self {
+            id,
+            cur: (index, x.clone()),
+            finish: None,
+            begin: (index, x, None),
+            evaluations: 0,
+        }
     }
 
     fn finish(&self) -> Result<&Evaluated<L>> {
-        self.finish.as_ref().ok_or_else(|| Error::Internal(format!("core {} has not evaluated yet", self.id)))
+        self.finish
+            .as_ref()
+            .ok_or_else(|| Error::Internal(format!("core {} has not evaluated yet", self.id)))
     }
 }
 
@@ -91,7 +99,14 @@ impl<B: Backend> Chords<B> {
                 solver.steps()
             )));
         }
-        Ok(Self { solver, init, cores: vec![Core::new(0, 0, x0)], next_spawn: 1, round: 0, hits: 0 })
+        Ok(Self {
+            solver,
+            init,
+            cores: vec![Core::new(0, 0, x0)],
+            next_spawn: 1,
+            round: 0,
+            hits: 0,
+        })
     }
 
     /// The initialisation sequence.
@@ -110,14 +125,32 @@ impl<B: Backend> Chords<B> {
             None => None,
         };
         let Some(slow) = slower.filter(|s| s.index == core.begin.0) else {
-            let x = jump(backend, self.solver.as_ref(), core.id, &f.x, &f.out, f.index, n)?;
+            let x = jump(
+                backend,
+                self.solver.as_ref(),
+                core.id,
+                &f.x,
+                &f.out,
+                f.index,
+                n,
+            )?;
             return Ok(((n, x), false));
         };
         let (begin_index, begin_x, begin_out) = &core.begin;
-        let begin_out = begin_out
-            .as_ref()
-            .ok_or_else(|| Error::Internal(format!("core {} rectified before evaluating its begin point", core.id)))?;
-        let to_core = |l: &B::Latent| backend.transfer(l, core.id).map_err(|source| Error::Backend { core: core.id, source });
+        let begin_out = begin_out.as_ref().ok_or_else(|| {
+            Error::Internal(format!(
+                "core {} rectified before evaluating its begin point",
+                core.id
+            ))
+        })?;
+        let to_core = |l: &B::Latent| {
+            backend
+                .transfer(l, core.id)
+                .map_err(|source| Error::Backend {
+                    core: core.id,
+                    source,
+                })
+        };
         let (slow_x, slow_out) = (to_core(&slow.x)?, to_core(&slow.out)?);
         let fine = self.solver.jump(f.index, n);
         let coarse = self.solver.jump(*begin_index, n);
@@ -134,7 +167,10 @@ impl<B: Backend> Chords<B> {
                     (coarse.b as f32, &slow_out),
                 ],
             )
-            .map_err(|source| Error::Backend { core: core.id, source })?;
+            .map_err(|source| Error::Backend {
+                core: core.id,
+                source,
+            })?;
         Ok(((n, x), true))
     }
 }
@@ -159,11 +195,21 @@ impl<B: Backend> Sampler<B> for Chords<B> {
     fn requests(&self) -> Vec<Request<B::Latent>> {
         self.cores
             .iter()
-            .map(|c| Request { core: c.id, index: c.cur.0, timestep: self.solver.timestep(c.cur.0), latent: c.cur.1.clone() })
+            .map(|c| Request {
+                core: c.id,
+                index: c.cur.0,
+                timestep: self.solver.timestep(c.cur.0),
+                latent: c.cur.1.clone(),
+            })
             .collect()
     }
 
-    fn advance(&mut self, backend: &B, outputs: Vec<B::Latent>, events: &mut dyn FnMut(Event<B::Latent>)) -> Result<()> {
+    fn advance(
+        &mut self,
+        backend: &B,
+        outputs: Vec<B::Latent>,
+        events: &mut dyn FnMut(Event<B::Latent>),
+    ) -> Result<()> {
         if outputs.len() != self.cores.len() || self.cores.is_empty() {
             return Err(Error::Internal(format!(
                 "round got {} outputs for {} active cores",
@@ -193,14 +239,36 @@ impl<B: Backend> Sampler<B> for Chords<B> {
             match self.init.starts().get(self.next_spawn) {
                 Some(&start) => {
                     let id = self.next_spawn;
-                    let x = jump(backend, self.solver.as_ref(), core.id, &f.x, &f.out, f.index, start)?;
-                    let x = backend.transfer(&x, id).map_err(|source| Error::Backend { core: id, source })?;
+                    let x = jump(
+                        backend,
+                        self.solver.as_ref(),
+                        core.id,
+                        &f.x,
+                        &f.out,
+                        f.index,
+                        start,
+                    )?;
+                    let x = backend
+                        .transfer(&x, id)
+                        .map_err(|source| Error::Backend { core: id, source })?;
                     spawned = Some(Core::new(id, start, x));
                     self.next_spawn += 1;
-                    events(Event::Spawned { round, core: id, index: start });
+                    events(Event::Spawned {
+                        round,
+                        core: id,
+                        index: start,
+                    });
                 }
                 None => {
-                    let latent = jump(backend, self.solver.as_ref(), core.id, &f.x, &f.out, f.index, steps)?;
+                    let latent = jump(
+                        backend,
+                        self.solver.as_ref(),
+                        core.id,
+                        &f.x,
+                        &f.out,
+                        f.index,
+                        steps,
+                    )?;
                     events(Event::Preview(Output {
                         position: 0,
                         core: core.id,
@@ -211,18 +279,28 @@ impl<B: Backend> Sampler<B> for Chords<B> {
                 }
             }
         }
-        let next: Vec<((usize, B::Latent), bool)> =
-            (0..self.cores.len()).map(|pos| self.step_core(backend, pos)).collect::<Result<_>>()?;
+        let next: Vec<((usize, B::Latent), bool)> = (0..self.cores.len())
+            .map(|pos| self.step_core(backend, pos))
+            .collect::<Result<_>>()?;
         for (core, (cur, rectified)) in self.cores.iter_mut().zip(next) {
             if rectified {
                 core.begin = (cur.0, cur.1.clone(), None);
-                events(Event::Rectified { round, core: core.id, index: cur.0 });
+                events(Event::Rectified {
+                    round,
+                    core: core.id,
+                    index: cur.0,
+                });
             }
             core.cur = cur;
         }
         self.cores.extend(spawned);
         for core in &self.cores {
-            events(Event::CoreUpdated { round, core: core.id, index: core.cur.0, latent: core.cur.1.clone() });
+            events(Event::CoreUpdated {
+                round,
+                core: core.id,
+                index: core.cur.0,
+                latent: core.cur.1.clone(),
+            });
         }
 
         // 4. Cores that reached T have finished: hits, fastest first.
@@ -238,7 +316,10 @@ impl<B: Backend> Sampler<B> for Chords<B> {
             self.cores.pop();
         }
         if let Some(stuck) = self.cores.iter().find(|c| c.cur.0 >= steps) {
-            return Err(Error::Internal(format!("core {} finished before a faster core", stuck.id)));
+            return Err(Error::Internal(format!(
+                "core {} finished before a faster core",
+                stuck.id
+            )));
         }
         Ok(())
     }

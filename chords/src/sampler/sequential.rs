@@ -19,7 +19,12 @@ pub struct Sequential<B: Backend> {
 impl<B: Backend> Sequential<B> {
     /// Starts at `x0` (on core 0) at grid index 0.
     pub fn new(solver: Arc<dyn Solver>, x0: B::Latent) -> Self {
-        Self { solver, index: 0, x: x0, round: 0 }
+        Self {
+            solver,
+            index: 0,
+            x: x0,
+            round: 0,
+        }
     }
 }
 
@@ -44,20 +49,49 @@ impl<B: Backend> Sampler<B> for Sequential<B> {
         if self.index >= self.solver.steps() {
             return Vec::new();
         }
-        vec![Request { core: 0, index: self.index, timestep: self.solver.timestep(self.index), latent: self.x.clone() }]
+        vec![Request {
+            core: 0,
+            index: self.index,
+            timestep: self.solver.timestep(self.index),
+            latent: self.x.clone(),
+        }]
     }
 
-    fn advance(&mut self, backend: &B, outputs: Vec<B::Latent>, events: &mut dyn FnMut(Event<B::Latent>)) -> Result<()> {
+    fn advance(
+        &mut self,
+        backend: &B,
+        outputs: Vec<B::Latent>,
+        events: &mut dyn FnMut(Event<B::Latent>),
+    ) -> Result<()> {
         let steps = self.solver.steps();
-        let [out] = <[B::Latent; 1]>::try_from(outputs)
-            .map_err(|o| Error::Internal(format!("sequential round got {} outputs, expected 1", o.len())))?;
+        let [out] = <[B::Latent; 1]>::try_from(outputs).map_err(|o| {
+            Error::Internal(format!(
+                "sequential round got {} outputs, expected 1",
+                o.len()
+            ))
+        })?;
         if self.index >= steps {
-            return Err(Error::Internal("sequential sampler advanced after finishing".into()));
+            return Err(Error::Internal(
+                "sequential sampler advanced after finishing".into(),
+            ));
         }
         self.round += 1;
-        self.x = jump(backend, self.solver.as_ref(), 0, &self.x, &out, self.index, self.index + 1)?;
+        self.x = jump(
+            backend,
+            self.solver.as_ref(),
+            0,
+            &self.x,
+            &out,
+            self.index,
+            self.index + 1,
+        )?;
         self.index += 1;
-        events(Event::CoreUpdated { round: self.round, core: 0, index: self.index, latent: self.x.clone() });
+        events(Event::CoreUpdated {
+            round: self.round,
+            core: 0,
+            index: self.index,
+            latent: self.x.clone(),
+        });
         if self.index == steps {
             events(Event::Hit(Output {
                 position: 1,

@@ -34,10 +34,14 @@ impl Ddim {
     pub fn new(schedule: VpSchedule, prediction: Prediction) -> Result<Self> {
         if prediction == Prediction::Velocity {
             return Err(Error::Config(
-                "DDIM needs an epsilon, v or sample prediction; use Euler for flow velocities".into(),
+                "DDIM needs an epsilon, v or sample prediction; use Euler for flow velocities"
+                    .into(),
             ));
         }
-        Ok(Self { schedule, prediction })
+        Ok(Self {
+            schedule,
+            prediction,
+        })
     }
 
     /// The schedule.
@@ -60,12 +64,27 @@ impl Solver for Ddim {
     }
 
     fn jump(&self, from: usize, to: usize) -> Jump {
-        let (ai, si) = (self.schedule.timestep(from).alpha, self.schedule.timestep(from).sigma);
-        let (aj, sj) = (self.schedule.timestep(to).alpha, self.schedule.timestep(to).sigma);
+        let (ai, si) = (
+            self.schedule.timestep(from).alpha,
+            self.schedule.timestep(from).sigma,
+        );
+        let (aj, sj) = (
+            self.schedule.timestep(to).alpha,
+            self.schedule.timestep(to).sigma,
+        );
         match self.prediction {
-            Prediction::Epsilon => Jump { a: aj / ai, b: sj - aj * si / ai },
-            Prediction::Sample => Jump { a: sj / si, b: aj - sj * ai / si },
-            Prediction::V => Jump { a: aj * ai + sj * si, b: sj * ai - aj * si },
+            Prediction::Epsilon => Jump {
+                a: aj / ai,
+                b: sj - aj * si / ai,
+            },
+            Prediction::Sample => Jump {
+                a: sj / si,
+                b: aj - sj * ai / si,
+            },
+            Prediction::V => Jump {
+                a: aj * ai + sj * si,
+                b: sj * ai - aj * si,
+            },
             Prediction::Velocity => unreachable!("rejected by Ddim::new"),
         }
     }
@@ -77,7 +96,12 @@ mod tests {
     use crate::schedule::{BetaSchedule, Spacing};
 
     fn schedule() -> VpSchedule {
-        VpSchedule::new(20, BetaSchedule::SCALED_LINEAR, Spacing::Leading { offset: 1 }).unwrap()
+        VpSchedule::new(
+            20,
+            BetaSchedule::SCALED_LINEAR,
+            Spacing::Leading { offset: 1 },
+        )
+        .unwrap()
     }
 
     /// The DDIM formula of DESIGN.md, evaluated directly on numbers.
@@ -115,7 +139,10 @@ mod tests {
                 (Prediction::V, ai * eps - si * x0),
             ] {
                 let jump = Ddim::new(s.clone(), p).unwrap().jump(i, j);
-                assert!((jump.a * x + jump.b * out - want).abs() < 1e-12, "{p:?} {i}->{j}");
+                assert!(
+                    (jump.a * x + jump.b * out - want).abs() < 1e-12,
+                    "{p:?} {i}->{j}"
+                );
             }
         }
     }

@@ -42,7 +42,10 @@ impl Solver for Euler {
     }
 
     fn jump(&self, from: usize, to: usize) -> Jump {
-        Jump { a: 1.0, b: self.schedule.sigma(to) - self.schedule.sigma(from) }
+        Jump {
+            a: 1.0,
+            b: self.schedule.sigma(to) - self.schedule.sigma(from),
+        }
     }
 }
 
