@@ -412,6 +412,9 @@ mod tests {
             InitSequence::parse("", 10),
             Err(InitError::Parse { .. })
         ));
-        assert_eq!(InitSequence::parse("0--3", 10).map(|s| s.to_string()), Ok("0-3".into()));
+        assert_eq!(
+            InitSequence::parse("0--3", 10).map(|s| s.to_string()),
+            Ok("0-3".into())
+        );
     }
 }

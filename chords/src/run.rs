@@ -71,9 +71,11 @@ where
             Ok(requests.iter().map(|r| call(model, r)).collect())
         });
     }
+    // The calling thread is worker 0; workers 1.. are scoped threads living for the run,
+    // so a round wakes at most `workers - 1` threads and nothing outlives the call.
     std::thread::scope(|scope| {
         let (result_tx, result_rx) = mpsc::channel::<(usize, Result<B::Latent, ModelError>)>();
-        let job_txs: Vec<mpsc::Sender<(usize, Request<B::Latent>)>> = (0..workers)
+        let job_txs: Vec<mpsc::Sender<(usize, Request<B::Latent>)>> = (1..workers)
             .map(|w| {
                 let (tx, rx) = mpsc::channel::<(usize, Request<B::Latent>)>();
                 let result_tx = result_tx.clone();
@@ -91,14 +93,26 @@ where
             })
             .collect::<Result<_>>()?;
         drive(sampler, backend, options, on_event, &mut |requests| {
-            for (slot, request) in requests.iter().enumerate() {
-                job_txs[slot % workers]
+            let mut results: Vec<Option<Result<B::Latent, ModelError>>> =
+                (0..requests.len()).map(|_| None).collect();
+            // Request `slot` goes to worker `slot % workers`; hand out the others' first.
+            for (slot, request) in requests
+                .iter()
+                .enumerate()
+                .filter(|(slot, _)| slot % workers != 0)
+            {
+                job_txs[slot % workers - 1]
                     .send((slot, request.clone()))
                     .map_err(|_| Error::Internal("a worker thread exited".into()))?;
             }
-            let mut results: Vec<Option<Result<B::Latent, ModelError>>> =
-                (0..requests.len()).map(|_| None).collect();
-            for _ in 0..requests.len() {
+            for (slot, request) in requests.iter().enumerate().step_by(workers) {
+                results[slot] = Some(call(model, request));
+            }
+            for _ in requests
+                .iter()
+                .enumerate()
+                .filter(|(slot, _)| slot % workers != 0)
+            {
                 let (slot, result) = result_rx
                     .recv()
                     .map_err(|_| Error::Internal("worker threads exited".into()))?;
