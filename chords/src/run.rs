@@ -288,3 +288,63 @@ pub fn residual(a: &[f32], b: &[f32]) -> f64 {
         .sum();
     sq.sqrt() / a.len().max(1) as f64
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::{
+        Chords, CpuBackend, Euler, FlowSchedule, GaussianMixture, InitSequence, Prediction,
+    };
+
+    #[test]
+    fn residual_is_the_l2_norm_over_numel() {
+        // ‖(3, 4)‖₂ = 5, over 2 elements.
+        assert_eq!(residual(&[3.0, 4.0], &[0.0, 0.0]), 2.5);
+        assert_eq!(residual(&[1.0], &[1.0]), 0.0);
+    }
+
+    /// Runs CHORDS 0-2-4-6 on T = 10 and returns (rounds, hit residuals in arrival order).
+    fn chords_run(stop: StopRule) -> (usize, Vec<f64>) {
+        let model = GaussianMixture::new(
+            vec![0.5, -0.5, 0.2, 0.1],
+            vec![2, 2],
+            0.2,
+            Prediction::Velocity,
+        )
+        .unwrap();
+        let solver = Arc::new(Euler::new(FlowSchedule::new(10, 1.0).unwrap()));
+        let init = InitSequence::parse("0-2-4-6", 10).unwrap();
+        let x0 = CpuBackend.upload(0, &[0.3, -1.2]).unwrap();
+        let mut sampler = Chords::new(solver, init, x0).unwrap();
+        let mut hits: Vec<Vec<f32>> = Vec::new();
+        let options = RunOptions { threads: 1, stop };
+        let summary = run(&mut sampler, &CpuBackend, &model, &options, &mut |e| {
+            if let Event::Hit(h) = e {
+                hits.push(h.latent.as_slice().to_vec());
+            }
+        })
+        .unwrap();
+        (
+            summary.rounds,
+            hits.windows(2).map(|w| residual(&w[1], &w[0])).collect(),
+        )
+    }
+
+    #[test]
+    fn residual_rule_stops_at_the_first_small_enough_change() {
+        // Hits of 0-2-4-6 on T = 10 arrive at rounds 7, 8, 9, 10 (cores 3, 2, 1, 0); the
+        // residual of hit n ≥ 2 is known after round 6 + n.
+        let (rounds, residuals) = chords_run(StopRule::All);
+        assert_eq!((rounds, residuals.len()), (10, 3));
+        assert!(residuals.iter().all(|r| *r > 0.0));
+        for tau in residuals.iter().map(|r| r * 1.0001).chain([0.0]) {
+            let expected = residuals
+                .iter()
+                .position(|r| *r < tau)
+                .map_or(10, |i| 8 + i);
+            assert_eq!(chords_run(StopRule::Residual(tau)).0, expected, "tau {tau}");
+        }
+    }
+}
