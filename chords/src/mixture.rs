@@ -93,6 +93,16 @@ impl GaussianMixture {
         self.prediction
     }
 
+    /// The means, C-order `[M, …latent shape]`.
+    pub fn means(&self) -> &[f32] {
+        &self.means
+    }
+
+    /// The spread s of each component.
+    pub fn sigma_data(&self) -> f64 {
+        self.sigma_data
+    }
+
     fn mean(&self, m: usize) -> &[f32] {
         let n = self.means.len() / self.count;
         &self.means[m * n..(m + 1) * n]

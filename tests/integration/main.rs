@@ -1,3 +1,4 @@
 //! Workspace integration tests, one binary with topic modules.
 
 mod engine;
+mod wgpu;

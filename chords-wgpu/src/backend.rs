@@ -1,0 +1,209 @@
+//! [`WgpuBackend`]: latents in GPU buffers, arithmetic in the fused `lincomb` kernel.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use chords::backend::{MAX_TERMS, Term};
+use chords::{Backend, BackendError};
+
+use crate::kernels::{grid, word};
+use crate::pool::{DevicePool, Gpu};
+
+/// A latent in a storage buffer on one device of the pool. Cloning shares the buffer.
+#[derive(Debug, Clone)]
+pub struct GpuLatent {
+    buffer: Arc<wgpu::Buffer>,
+    len: usize,
+    gpu: usize,
+}
+
+impl GpuLatent {
+    /// The storage buffer (f32 elements; at least 4 bytes even when empty).
+    pub fn buffer(&self) -> &wgpu::Buffer {
+        &self.buffer
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the latent has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Index of its device in [`DevicePool::gpus`].
+    pub fn gpu_index(&self) -> usize {
+        self.gpu
+    }
+}
+
+/// The CHORDS backend on a [`DevicePool`]: every core's latents stay on its device, and data
+/// crosses devices only when the algorithm needs another core's data (a spawn, a
+/// rectification, a hit), through staging buffers. Bytes crossing a device boundary
+/// (device to device, host to device, device to host) are counted.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use chords::Backend;
+/// use chords_wgpu::{DevicePool, PoolOptions, WgpuBackend};
+/// let pool = Arc::new(DevicePool::new(&PoolOptions::new(2)).unwrap());
+/// let gpu = WgpuBackend::new(pool);
+/// let x = gpu.upload(0, &[1.0, 2.0]).unwrap();
+/// let y = gpu.lincomb(0, &[(2.0, &x), (1.0, &x)]).unwrap();
+/// assert_eq!(gpu.download(&y).unwrap(), vec![3.0, 6.0]);
+/// ```
+#[derive(Debug)]
+pub struct WgpuBackend {
+    pool: Arc<DevicePool>,
+    bytes: AtomicU64,
+}
+
+impl WgpuBackend {
+    /// A backend on `pool`'s devices.
+    pub fn new(pool: Arc<DevicePool>) -> Self {
+        Self { pool, bytes: AtomicU64::new(0) }
+    }
+
+    /// The device pool.
+    pub fn pool(&self) -> &Arc<DevicePool> {
+        &self.pool
+    }
+
+    /// Bytes that have crossed a device boundary so far.
+    pub fn bytes_transferred(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// The device of core `core`.
+    pub fn gpu_of(&self, core: usize) -> Result<(usize, &Gpu), BackendError> {
+        let g = self.pool.gpu_index(core)?;
+        Ok((g, &self.pool.gpus()[g]))
+    }
+
+    pub(crate) fn gpu(&self, index: usize) -> &Gpu {
+        &self.pool.gpus()[index]
+    }
+
+    pub(crate) fn wrap(&self, buffer: wgpu::Buffer, len: usize, gpu: usize) -> GpuLatent {
+        GpuLatent { buffer: Arc::new(buffer), len, gpu }
+    }
+
+    fn count(&self, elements: usize) {
+        self.bytes.fetch_add(elements as u64 * 4, Ordering::Relaxed);
+    }
+
+    /// The RGBA8 picture of a (C, H, W) latent, drawn by the preview kernel on its device;
+    /// the same pixels as [`chords::preview::rgba8`].
+    pub fn preview(&self, latent: &GpuLatent, shape: &[usize]) -> Result<chords::preview::Rgba8, BackendError> {
+        let &[c, h, w] = shape else {
+            return Err(BackendError::Device(format!("a preview needs a (C, H, W) shape, got {shape:?}")));
+        };
+        if c == 0 || c * h * w != latent.len {
+            return Err(BackendError::Device(format!("shape {shape:?} does not match a latent of {}", latent.len)));
+        }
+        let gpu = self.gpu(latent.gpu);
+        gpu.check()?;
+        let (width, height) = if c == 3 { (w, h) } else { (w * c, h) };
+        let pixels = gpu.storage("preview", width * height)?;
+        let params = gpu.uniform(&[c as u32, h as u32, w as u32, 0]);
+        let pipeline = gpu.preview_pipeline();
+        let bind = gpu.bind(&pipeline.get_bind_group_layout(0), &[&params, &latent.buffer, &pixels]);
+        let groups = ((width * height) as u32).div_ceil(chords_shaders::WORKGROUP_SIZE);
+        gpu.run(&[(pipeline, &bind, (groups, 1))]);
+        let bytes = gpu.read(&pixels, (width * height * 4) as u64)?;
+        self.count(width * height);
+        Ok(chords::preview::Rgba8 { width, height, pixels: bytes })
+    }
+}
+
+impl Backend for WgpuBackend {
+    type Latent = GpuLatent;
+
+    fn name(&self) -> String {
+        "wgpu".into()
+    }
+
+    fn upload(&self, core: usize, data: &[f32]) -> Result<GpuLatent, BackendError> {
+        let (g, gpu) = self.gpu_of(core)?;
+        gpu.check()?;
+        let buffer = gpu.storage_from("latent", data)?;
+        self.count(data.len());
+        Ok(self.wrap(buffer, data.len(), g))
+    }
+
+    fn download(&self, latent: &GpuLatent) -> Result<Vec<f32>, BackendError> {
+        let bytes = self.gpu(latent.gpu).read(&latent.buffer, latent.len as u64 * 4)?;
+        self.count(latent.len);
+        Ok(bytes.chunks_exact(4).take(latent.len).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+    }
+
+    fn numel(&self, latent: &GpuLatent) -> usize {
+        latent.len
+    }
+
+    fn lincomb(&self, core: usize, terms: &[Term<'_, GpuLatent>]) -> Result<GpuLatent, BackendError> {
+        if terms.is_empty() || terms.len() > MAX_TERMS {
+            return Err(BackendError::TermCount(terms.len()));
+        }
+        let (g, gpu) = self.gpu_of(core)?;
+        let len = terms[0].1.len;
+        for (_, x) in terms {
+            if x.len != len {
+                return Err(BackendError::LengthMismatch { expected: len, found: x.len });
+            }
+            if x.gpu != g {
+                return Err(BackendError::Device(format!(
+                    "lincomb on core {core} got a latent from device {} (transfer it first)",
+                    x.gpu
+                )));
+            }
+        }
+        gpu.check()?;
+        let out = gpu.storage("latent", len)?;
+        let (gx, gy, row) = grid(len);
+        let mut words = [0u32; 12];
+        for (k, (c, _)) in terms.iter().enumerate() {
+            words[k] = word(*c);
+        }
+        words[8] = len as u32;
+        words[9] = terms.len() as u32;
+        words[10] = row;
+        let params = gpu.uniform(&words);
+        let inputs: Vec<&wgpu::Buffer> = (0..MAX_TERMS).map(|k| &terms.get(k).unwrap_or(&terms[0]).1.buffer).map(|b| b.as_ref()).collect();
+        let mut buffers = vec![&params];
+        buffers.extend(inputs);
+        buffers.push(&out);
+        let pipeline = gpu.lincomb_pipeline();
+        let bind = gpu.bind(&pipeline.get_bind_group_layout(0), &buffers);
+        gpu.run(&[(pipeline, &bind, (gx, gy))]);
+        Ok(self.wrap(out, len, g))
+    }
+
+    fn transfer(&self, latent: &GpuLatent, to: usize) -> Result<GpuLatent, BackendError> {
+        let (g, gpu) = self.gpu_of(to)?;
+        if g == latent.gpu {
+            return Ok(latent.clone());
+        }
+        let bytes = self.gpu(latent.gpu).read(&latent.buffer, latent.len as u64 * 4)?;
+        gpu.check()?;
+        let buffer = gpu.storage("latent", latent.len)?;
+        gpu.queue.write_buffer(&buffer, 0, &bytes);
+        self.count(latent.len);
+        Ok(self.wrap(buffer, latent.len, g))
+    }
+
+    fn all_finite(&self, latent: &GpuLatent) -> Result<bool, BackendError> {
+        let gpu = self.gpu(latent.gpu);
+        gpu.check()?;
+        let flag = gpu.storage("finite flag", 1)?;
+        let (gx, gy, row) = grid(latent.len);
+        let params = gpu.uniform(&[latent.len as u32, row, 0, 0]);
+        let pipeline = gpu.finite_pipeline();
+        let bind = gpu.bind(&pipeline.get_bind_group_layout(0), &[&params, &latent.buffer, &flag]);
+        gpu.run(&[(pipeline, &bind, (gx, gy))]);
+        let bytes = gpu.read(&flag, 4)?;
+        Ok(bytes[..4] == [0, 0, 0, 0])
+    }
+}

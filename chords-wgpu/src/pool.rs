@@ -1,0 +1,317 @@
+//! The device pool: which `wgpu::Device` each CHORDS core runs on.
+//!
+//! Adapters are enumerated across every compiled-in backend (Vulkan, Metal, DX12, GL;
+//! lavapipe's software Vulkan on a machine without a GPU). Cores map onto devices round
+//! robin: one device per adapter shared by its cores ([`DeviceSharing::PerAdapter`], no
+//! copies between cores on one adapter), or a device per core ([`DeviceSharing::PerCore`]).
+//! A host application passes its own device and queue with [`DevicePool::from_device`].
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::error::WgpuError;
+use crate::kernels::Kernels;
+
+/// How long a blocking wait on a device may take before it counts as a hang.
+pub(crate) const WAIT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How cores share devices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeviceSharing {
+    /// One device per adapter; cores on the same adapter share it (no copies between them).
+    #[default]
+    PerAdapter,
+    /// One device per core, even on a single adapter (each core's data is separate, as on
+    /// several GPUs; transfers go through the host).
+    PerCore,
+}
+
+/// What devices to create.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolOptions {
+    /// Number of CHORDS cores.
+    pub cores: usize,
+    /// Backends to look on (default: all compiled in, overridable with `WGPU_BACKEND`).
+    pub backends: wgpu::Backends,
+    /// Adapters to use, each a case-insensitive substring of an adapter's name or its index
+    /// in [`list_adapters`]; empty means every distinct physical device (a GPU that several
+    /// APIs expose is used once, preferring Vulkan, Metal, DX12, then GL).
+    pub adapters: Vec<String>,
+    /// How cores share devices.
+    pub sharing: DeviceSharing,
+}
+
+impl PoolOptions {
+    /// `cores` cores on every adapter found, one device per adapter.
+    pub fn new(cores: usize) -> Self {
+        Self { cores, backends: wgpu::Backends::all().with_env(), adapters: Vec::new(), sharing: DeviceSharing::PerAdapter }
+    }
+}
+
+/// One device with its queue, adapter description and compiled kernels.
+pub struct Gpu {
+    pub(crate) device: wgpu::Device,
+    pub(crate) queue: wgpu::Queue,
+    info: wgpu::AdapterInfo,
+    pub(crate) kernels: Kernels,
+    /// Set when the device is lost or reports an uncaptured error.
+    failure: Arc<Mutex<Option<String>>>,
+}
+
+impl std::fmt::Debug for Gpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gpu").field("adapter", &self.describe()).finish()
+    }
+}
+
+impl Gpu {
+    fn new(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo) -> Self {
+        let failure = Arc::new(Mutex::new(None));
+        let lost = failure.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            if let Ok(mut f) = lost.lock() {
+                f.get_or_insert(format!("device lost ({reason:?}): {message}"));
+            }
+        });
+        let errors = failure.clone();
+        device.on_uncaptured_error(Arc::new(move |error: wgpu::Error| {
+            if let Ok(mut f) = errors.lock() {
+                f.get_or_insert(error.to_string());
+            }
+        }));
+        Self { device, queue, info, kernels: Kernels::default(), failure }
+    }
+
+    /// The adapter, e.g. `llvmpipe (LLVM 15.0.6, 256 bits) [Vulkan]`.
+    pub fn describe(&self) -> String {
+        format!("{} [{:?}]", self.info.name, self.info.backend)
+    }
+
+    /// The adapter's details.
+    pub fn info(&self) -> &wgpu::AdapterInfo {
+        &self.info
+    }
+
+    /// The device.
+    pub fn device(&self) -> &wgpu::Device {
+        &self.device
+    }
+
+    /// The queue.
+    pub fn queue(&self) -> &wgpu::Queue {
+        &self.queue
+    }
+
+    /// The largest buffer, in bytes, a kernel can bind on this device.
+    pub fn max_binding(&self) -> u64 {
+        let limits = self.device.limits();
+        limits.max_storage_buffer_binding_size.min(limits.max_buffer_size)
+    }
+
+    /// An error if the device has been lost or has failed.
+    pub(crate) fn check(&self) -> Result<(), WgpuError> {
+        match self.failure.lock().map(|f| f.clone()) {
+            Ok(None) => Ok(()),
+            Ok(Some(reason)) => Err(WgpuError::Device { adapter: self.describe(), reason }),
+            Err(_) => Err(WgpuError::Device { adapter: self.describe(), reason: "state poisoned".into() }),
+        }
+    }
+
+    /// Records a failure seen by a caller (a failed map or poll).
+    pub(crate) fn fail(&self, reason: impl Into<String>) -> WgpuError {
+        let reason = reason.into();
+        if let Ok(mut f) = self.failure.lock() {
+            f.get_or_insert(reason.clone());
+        }
+        WgpuError::Device { adapter: self.describe(), reason }
+    }
+
+    /// Checks that a buffer of `bytes` bytes can be bound on this device.
+    pub fn check_size(&self, what: &str, bytes: u64) -> Result<(), WgpuError> {
+        let limit = self.max_binding();
+        if bytes > limit {
+            return Err(WgpuError::TooLarge { what: what.into(), bytes, limit, adapter: self.describe() });
+        }
+        Ok(())
+    }
+
+    /// Blocks until the device has finished its submitted work (with a timeout).
+    pub(crate) fn wait(&self) -> Result<(), WgpuError> {
+        self.device
+            .poll(wgpu::PollType::Wait { submission_index: None, timeout: Some(WAIT_TIMEOUT) })
+            .map(|_| ())
+            .map_err(|e| self.fail(format!("waiting for the device failed: {e}")))?;
+        self.check()
+    }
+}
+
+/// Devices for K cores and the map from core to device.
+#[derive(Debug)]
+pub struct DevicePool {
+    gpus: Vec<Arc<Gpu>>,
+    core_gpu: Vec<usize>,
+}
+
+/// The adapters wgpu sees on `backends`, as `(index, description)`.
+pub fn list_adapters(backends: wgpu::Backends) -> Vec<(usize, String)> {
+    let instance = instance(backends);
+    pollster::block_on(instance.enumerate_adapters(backends))
+        .iter()
+        .map(|a| {
+            let info = a.get_info();
+            format!("{} [{:?}, {:?}]", info.name, info.backend, info.device_type)
+        })
+        .enumerate()
+        .collect()
+}
+
+fn instance(backends: wgpu::Backends) -> wgpu::Instance {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    desc.backends = backends;
+    wgpu::Instance::new(desc)
+}
+
+/// Names of the backends in `backends`, for messages.
+fn backend_names(backends: wgpu::Backends) -> String {
+    let names: Vec<&str> = [
+        (wgpu::Backends::VULKAN, "Vulkan"),
+        (wgpu::Backends::METAL, "Metal"),
+        (wgpu::Backends::DX12, "DX12"),
+        (wgpu::Backends::GL, "GL"),
+    ]
+    .iter()
+    .filter(|(b, _)| backends.contains(*b))
+    .map(|(_, n)| *n)
+    .collect();
+    if names.is_empty() { "none".into() } else { names.join(", ") }
+}
+
+/// One adapter per physical device: the same GPU seen through several APIs (Vulkan and GL,
+/// say) is kept once, through the first of Vulkan, Metal, DX12, GL.
+fn distinct_devices(adapters: &[wgpu::Adapter]) -> Vec<&wgpu::Adapter> {
+    let rank = |b: wgpu::Backend| match b {
+        wgpu::Backend::Vulkan => 0,
+        wgpu::Backend::Metal => 1,
+        wgpu::Backend::Dx12 => 2,
+        wgpu::Backend::Gl => 3,
+        _ => 4,
+    };
+    let mut sorted: Vec<&wgpu::Adapter> = adapters.iter().collect();
+    sorted.sort_by_key(|a| rank(a.get_info().backend));
+    let mut seen = Vec::new();
+    sorted.retain(|a| {
+        let i = a.get_info();
+        let key = (i.name, i.vendor, i.device, i.device_type);
+        let fresh = !seen.contains(&key);
+        if fresh {
+            seen.push(key);
+        }
+        fresh
+    });
+    sorted
+}
+
+impl DevicePool {
+    /// Enumerates adapters and creates devices for `options.cores` cores.
+    pub fn new(options: &PoolOptions) -> Result<Self, WgpuError> {
+        if options.cores == 0 {
+            return Err(WgpuError::Config("a device pool needs at least one core".into()));
+        }
+        let instance = instance(options.backends);
+        let adapters = pollster::block_on(instance.enumerate_adapters(options.backends));
+        let described: Vec<String> = adapters.iter().map(|a| format!("{} [{:?}]", a.get_info().name, a.get_info().backend)).collect();
+        if adapters.is_empty() {
+            return Err(WgpuError::NoAdapter(format!(
+                "tried backends {}; no adapter found (on Linux without a GPU install mesa-vulkan-drivers for lavapipe)",
+                backend_names(options.backends)
+            )));
+        }
+        let chosen: Vec<&wgpu::Adapter> = if options.adapters.is_empty() {
+            distinct_devices(&adapters)
+        } else {
+            adapters
+                .iter()
+                .enumerate()
+                .filter(|(i, a)| {
+                    let name = a.get_info().name.to_lowercase();
+                    options
+                        .adapters
+                        .iter()
+                        .any(|want| want.parse::<usize>().ok() == Some(*i) || name.contains(&want.to_lowercase()))
+                })
+                .map(|(_, a)| a)
+                .collect()
+        };
+        if chosen.is_empty() {
+            return Err(WgpuError::NoAdapter(format!(
+                "none matches {:?}; found {}",
+                options.adapters,
+                described.iter().enumerate().map(|(i, d)| format!("{i}: {d}")).collect::<Vec<_>>().join(", ")
+            )));
+        }
+        let devices = match options.sharing {
+            DeviceSharing::PerAdapter => chosen.len().min(options.cores),
+            DeviceSharing::PerCore => options.cores,
+        };
+        let gpus = (0..devices)
+            .map(|d| {
+                let adapter = chosen[d % chosen.len()];
+                let info = adapter.get_info();
+                let desc = wgpu::DeviceDescriptor {
+                    label: Some("chords"),
+                    required_limits: adapter.limits(),
+                    ..Default::default()
+                };
+                let (device, queue) = pollster::block_on(adapter.request_device(&desc)).map_err(|e| {
+                    WgpuError::RequestDevice { adapter: format!("{} [{:?}]", info.name, info.backend), reason: e.to_string() }
+                })?;
+                Ok(Arc::new(Gpu::new(device, queue, info)))
+            })
+            .collect::<Result<Vec<_>, WgpuError>>()?;
+        let pool = Self { core_gpu: (0..options.cores).map(|c| c % gpus.len()).collect(), gpus };
+        tracing::info!(cores = options.cores, devices = pool.gpus.len(), "device pool: {}", pool.describe().join("; "));
+        Ok(pool)
+    }
+
+    /// All `cores` cores on the caller's own device (e.g. a game's), with no device created.
+    pub fn from_device(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo, cores: usize) -> Result<Self, WgpuError> {
+        if cores == 0 {
+            return Err(WgpuError::Config("a device pool needs at least one core".into()));
+        }
+        Ok(Self { gpus: vec![Arc::new(Gpu::new(device, queue, info))], core_gpu: vec![0; cores] })
+    }
+
+    /// Number of cores.
+    pub fn cores(&self) -> usize {
+        self.core_gpu.len()
+    }
+
+    /// The devices, in creation order.
+    pub fn gpus(&self) -> &[Arc<Gpu>] {
+        &self.gpus
+    }
+
+    /// Index into [`gpus`](Self::gpus) of the device core `core` runs on.
+    pub fn gpu_index(&self, core: usize) -> Result<usize, chords::BackendError> {
+        self.core_gpu.get(core).copied().ok_or(chords::BackendError::NoSuchCore { core, cores: self.cores() })
+    }
+
+    /// One line per device: which cores run on which adapter.
+    pub fn describe(&self) -> Vec<String> {
+        self.gpus
+            .iter()
+            .enumerate()
+            .map(|(g, gpu)| {
+                let cores: Vec<String> =
+                    self.core_gpu.iter().enumerate().filter(|(_, d)| **d == g).map(|(c, _)| c.to_string()).collect();
+                format!("cores {} on {}", cores.join(","), gpu.describe())
+            })
+            .collect()
+    }
+
+    /// Checks that a latent of `numel` f32 elements fits every device, before any work.
+    pub fn check_latent(&self, numel: usize) -> Result<(), WgpuError> {
+        let bytes = (numel as u64).saturating_mul(4);
+        self.gpus.iter().try_for_each(|g| g.check_size(&format!("a latent of {numel} elements"), bytes))
+    }
+}

@@ -1,0 +1,164 @@
+//! The wgpu backend against the CPU backend, on a real adapter (lavapipe in CI).
+//!
+//! Without an adapter these tests skip with a message, except under `CI=true`, where a
+//! missing adapter is a failure.
+
+use std::sync::Arc;
+
+use chords::backend::Term;
+use chords::{
+    Backend, Chords, CpuBackend, Euler, Event, FlowSchedule, GaussianMixture, InitSequence, Model, Prediction,
+    RunOptions, Sampler, Sequential, StopRule, mixture, noise, run,
+};
+use chords_wgpu::{DevicePool, DeviceSharing, GpuMixture, PoolOptions, WgpuBackend, WgpuError};
+
+/// A pool of `cores` cores, or `None` (test skipped) when no adapter exists outside CI.
+fn pool(cores: usize, sharing: DeviceSharing) -> Option<Arc<DevicePool>> {
+    let options = PoolOptions { sharing, ..PoolOptions::new(cores) };
+    match DevicePool::new(&options) {
+        Ok(pool) => Some(Arc::new(pool)),
+        Err(WgpuError::NoAdapter(why)) if std::env::var("CI").as_deref() != Ok("true") => {
+            eprintln!("skipping: no wgpu adapter ({why})");
+            None
+        }
+        Err(e) => panic!("no usable wgpu adapter (CI=true requires one; install mesa-vulkan-drivers): {e}"),
+    }
+}
+
+/// Every output (preview first, then hits in arrival order) as host data, with `(position, core, round)`.
+type Outputs = Vec<((usize, usize, usize), Vec<f32>)>;
+
+fn sample<B: Backend, M: Model<B>>(backend: &B, model: &M, init: Option<&str>, x0: &[f32], steps: usize) -> Outputs {
+    let solver = Arc::new(Euler::new(FlowSchedule::new(steps, 1.0).unwrap()));
+    let x0 = backend.upload(0, x0).unwrap();
+    let mut sampler: Box<dyn Sampler<B>> = match init {
+        Some(seq) => Box::new(Chords::new(solver, InitSequence::parse(seq, steps).unwrap(), x0).unwrap()),
+        None => Box::new(Sequential::new(solver, x0)),
+    };
+    let mut outputs = Vec::new();
+    let options = RunOptions { threads: 0, stop: StopRule::All };
+    run(sampler.as_mut(), backend, model, &options, &mut |e| {
+        if let Event::Preview(o) | Event::Hit(o) = e {
+            outputs.push(((o.position, o.core, o.round), o.latent.clone()));
+        }
+    })
+    .unwrap();
+    outputs.into_iter().map(|(k, l)| (k, backend.download(&l).unwrap())).collect()
+}
+
+fn max_abs(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+fn demo_model() -> GaussianMixture {
+    let (means, shape) = mixture::demo_means();
+    GaussianMixture::new(means, shape, 0.05, Prediction::Velocity).unwrap()
+}
+
+#[test]
+fn chords_and_sequential_on_wgpu_match_the_cpu() {
+    let Some(pool) = pool(8, DeviceSharing::PerAdapter) else { return };
+    let gpu = WgpuBackend::new(pool);
+    let cpu_model = demo_model();
+    let gpu_model = GpuMixture::new(&gpu, &cpu_model).unwrap();
+    let x0 = noise::gaussian(11, 3 * 32 * 32);
+    for init in [Some("0-2-4-8-16-24-32-40"), None] {
+        let on_cpu = sample(&CpuBackend, &cpu_model, init, &x0, 50);
+        let on_gpu = sample(&gpu, &gpu_model, init, &x0, 50);
+        assert_eq!(on_cpu.len(), if init.is_some() { 9 } else { 1 });
+        assert_eq!(on_cpu.iter().map(|o| o.0).collect::<Vec<_>>(), on_gpu.iter().map(|o| o.0).collect::<Vec<_>>());
+        for ((key, c), (_, g)) in on_cpu.iter().zip(&on_gpu) {
+            let err = max_abs(c, g);
+            assert!(err < 1e-4, "{init:?} output {key:?}: max abs difference {err}");
+        }
+    }
+}
+
+#[test]
+fn four_cores_on_four_devices_equal_one_device() {
+    let (Some(many), Some(one)) = (pool(4, DeviceSharing::PerCore), pool(4, DeviceSharing::PerAdapter)) else {
+        return;
+    };
+    assert_eq!(many.gpus().len(), 4, "four distinct devices");
+    let devices: Vec<&chords_wgpu::wgpu::Device> = many.gpus().iter().map(|g| g.device()).collect();
+    for (i, a) in devices.iter().enumerate() {
+        for b in &devices[i + 1..] {
+            assert_ne!(a, b);
+        }
+    }
+    let model = demo_model();
+    let x0 = noise::gaussian(5, 3 * 32 * 32);
+    let (many, one) = (WgpuBackend::new(many), WgpuBackend::new(one));
+    let on_many = sample(&many, &GpuMixture::new(&many, &model).unwrap(), Some("0-8-16-32"), &x0, 50);
+    let on_one = sample(&one, &GpuMixture::new(&one, &model).unwrap(), Some("0-8-16-32"), &x0, 50);
+    assert_eq!(on_many, on_one, "results on 4 devices differ from 1 device");
+    // One device moves only x0 up and the 5 outputs down; four devices also move every
+    // spawn's latent and every rectification's two latents between devices.
+    let latent_bytes = 3 * 32 * 32 * 4;
+    assert_eq!(one.bytes_transferred(), 6 * latent_bytes);
+    assert!(many.bytes_transferred() >= one.bytes_transferred() + 3 * latent_bytes, "{}", many.bytes_transferred());
+}
+
+#[test]
+fn lincomb_finite_and_preview_kernels_match_the_cpu() {
+    let Some(pool) = pool(1, DeviceSharing::PerAdapter) else { return };
+    let gpu = WgpuBackend::new(pool);
+    let n = 70_001; // not a multiple of the workgroup size
+    let inputs: Vec<Vec<f32>> = (0..6).map(|k| noise::gaussian(k, n)).collect();
+    let coeffs = [0.5f32, -1.25, 2.0, 0.001, -0.75, 3.5];
+    for terms in 1..=6 {
+        let on_gpu: Vec<_> = inputs[..terms].iter().map(|x| gpu.upload(0, x).unwrap()).collect();
+        let on_cpu: Vec<_> = inputs[..terms].iter().map(|x| CpuBackend.upload(0, x).unwrap()).collect();
+        let g: Vec<Term<'_, _>> = coeffs.iter().zip(&on_gpu).map(|(c, x)| (*c, x)).collect();
+        let c: Vec<Term<'_, _>> = coeffs.iter().zip(&on_cpu).map(|(c, x)| (*c, x)).collect();
+        let g = gpu.download(&gpu.lincomb(0, &g).unwrap()).unwrap();
+        let c = CpuBackend.lincomb(0, &c).unwrap();
+        assert!(max_abs(&g, c.as_slice()) < 1e-5, "{terms} terms");
+    }
+    let finite = gpu.upload(0, &[1.0, -2.0, 3.0e38]).unwrap();
+    assert!(gpu.all_finite(&finite).unwrap());
+    for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+        assert!(!gpu.all_finite(&gpu.upload(0, &[0.0, bad, 1.0]).unwrap()).unwrap(), "{bad}");
+    }
+    for shape in [[3usize, 17, 9], [2, 5, 4], [1, 3, 3]] {
+        let numel: usize = shape.iter().product();
+        let data: Vec<f32> = noise::gaussian(9, numel).iter().map(|v| v * 0.8).collect();
+        let latent = gpu.upload(0, &data).unwrap();
+        let want = chords::preview::rgba8(&shape, &data).unwrap();
+        assert_eq!(gpu.preview(&latent, &shape).unwrap(), want, "shape {shape:?}");
+    }
+}
+
+#[test]
+fn a_lost_device_is_an_error_naming_core_and_adapter() {
+    let Some(pool) = pool(3, DeviceSharing::PerCore) else { return };
+    let adapter = pool.gpus()[2].describe();
+    let gpu = WgpuBackend::new(pool.clone());
+    let model = GpuMixture::new(&gpu, &demo_model()).unwrap();
+    let solver = Arc::new(Euler::new(FlowSchedule::new(20, 1.0).unwrap()));
+    let x0 = gpu.upload(0, &noise::gaussian(1, 3 * 32 * 32)).unwrap();
+    let mut sampler = Chords::new(solver, InitSequence::parse("0-4-8", 20).unwrap(), x0).unwrap();
+    let options = RunOptions { threads: 0, stop: StopRule::All };
+    let err = run(&mut sampler, &gpu, &model, &options, &mut |e| {
+        if let Event::RoundFinished { round: 4, .. } = e {
+            pool.gpus()[2].device().destroy();
+        }
+    })
+    .expect_err("a destroyed device must fail the run");
+    let text = err.to_string();
+    eprintln!("lost device reported as: {text}");
+    assert!(text.contains("core 2"), "{text}");
+    assert!(text.contains(&adapter), "{text}");
+}
+
+#[test]
+fn a_latent_beyond_the_buffer_limit_is_refused_before_any_work() {
+    let Some(pool) = pool(1, DeviceSharing::PerAdapter) else { return };
+    let limit = pool.gpus()[0].max_binding();
+    let too_many = (limit / 4 + 1) as usize;
+    let err = pool.check_latent(too_many).expect_err("too large");
+    assert!(matches!(err, WgpuError::TooLarge { .. }), "{err}");
+    assert!(err.to_string().contains(&pool.gpus()[0].describe()));
+    pool.check_latent(1 << 20).unwrap();
+}
