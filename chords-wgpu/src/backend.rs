@@ -6,19 +6,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use chords::backend::{MAX_TERMS, Term};
 use chords::{Backend, BackendError};
 
+use crate::buffers::GpuBuffer;
 use crate::kernels::{grid, word};
 use crate::pool::{DevicePool, Gpu};
 
 /// A latent in a storage buffer on one device of the pool. Cloning shares the buffer.
 #[derive(Debug, Clone)]
 pub struct GpuLatent {
-    buffer: Arc<wgpu::Buffer>,
+    buffer: Arc<GpuBuffer>,
     len: usize,
     gpu: usize,
 }
 
 impl GpuLatent {
-    /// The storage buffer (f32 elements; at least 4 bytes even when empty).
+    /// The storage buffer: `len` f32 elements, padded to whole `vec4`s (at least one).
     pub fn buffer(&self) -> &wgpu::Buffer {
         &self.buffer
     }
@@ -63,7 +64,10 @@ pub struct WgpuBackend {
 impl WgpuBackend {
     /// A backend on `pool`'s devices.
     pub fn new(pool: Arc<DevicePool>) -> Self {
-        Self { pool, bytes: AtomicU64::new(0) }
+        Self {
+            pool,
+            bytes: AtomicU64::new(0),
+        }
     }
 
     /// The device pool.
@@ -86,8 +90,12 @@ impl WgpuBackend {
         &self.pool.gpus()[index]
     }
 
-    pub(crate) fn wrap(&self, buffer: wgpu::Buffer, len: usize, gpu: usize) -> GpuLatent {
-        GpuLatent { buffer: Arc::new(buffer), len, gpu }
+    pub(crate) fn wrap(&self, buffer: GpuBuffer, len: usize, gpu: usize) -> GpuLatent {
+        GpuLatent {
+            buffer: Arc::new(buffer),
+            len,
+            gpu,
+        }
     }
 
     fn count(&self, elements: usize) {
@@ -96,12 +104,21 @@ impl WgpuBackend {
 
     /// The RGBA8 picture of a (C, H, W) latent, drawn by the preview kernel on its device;
     /// the same pixels as [`chords::preview::rgba8`].
-    pub fn preview(&self, latent: &GpuLatent, shape: &[usize]) -> Result<chords::preview::Rgba8, BackendError> {
+    pub fn preview(
+        &self,
+        latent: &GpuLatent,
+        shape: &[usize],
+    ) -> Result<chords::preview::Rgba8, BackendError> {
         let &[c, h, w] = shape else {
-            return Err(BackendError::Device(format!("a preview needs a (C, H, W) shape, got {shape:?}")));
+            return Err(BackendError::Device(format!(
+                "a preview needs a (C, H, W) shape, got {shape:?}"
+            )));
         };
         if c == 0 || c * h * w != latent.len {
-            return Err(BackendError::Device(format!("shape {shape:?} does not match a latent of {}", latent.len)));
+            return Err(BackendError::Device(format!(
+                "shape {shape:?} does not match a latent of {}",
+                latent.len
+            )));
         }
         let gpu = self.gpu(latent.gpu);
         gpu.check()?;
@@ -109,12 +126,19 @@ impl WgpuBackend {
         let pixels = gpu.storage("preview", width * height)?;
         let params = gpu.uniform(&[c as u32, h as u32, w as u32, 0]);
         let pipeline = gpu.preview_pipeline();
-        let bind = gpu.bind(&pipeline.get_bind_group_layout(0), &[&params, &latent.buffer, &pixels]);
+        let bind = gpu.bind(
+            &pipeline.get_bind_group_layout(0),
+            &[&params, &latent.buffer, &pixels],
+        );
         let groups = ((width * height) as u32).div_ceil(chords_shaders::WORKGROUP_SIZE);
         gpu.run(&[(pipeline, &bind, (groups, 1))]);
         let bytes = gpu.read(&pixels, (width * height * 4) as u64)?;
         self.count(width * height);
-        Ok(chords::preview::Rgba8 { width, height, pixels: bytes })
+        Ok(chords::preview::Rgba8 {
+            width,
+            height,
+            pixels: bytes,
+        })
     }
 }
 
@@ -134,16 +158,26 @@ impl Backend for WgpuBackend {
     }
 
     fn download(&self, latent: &GpuLatent) -> Result<Vec<f32>, BackendError> {
-        let bytes = self.gpu(latent.gpu).read(&latent.buffer, latent.len as u64 * 4)?;
+        let bytes = self
+            .gpu(latent.gpu)
+            .read(&latent.buffer, latent.len as u64 * 4)?;
         self.count(latent.len);
-        Ok(bytes.chunks_exact(4).take(latent.len).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+        Ok(bytes
+            .chunks_exact(4)
+            .take(latent.len)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect())
     }
 
     fn numel(&self, latent: &GpuLatent) -> usize {
         latent.len
     }
 
-    fn lincomb(&self, core: usize, terms: &[Term<'_, GpuLatent>]) -> Result<GpuLatent, BackendError> {
+    fn lincomb(
+        &self,
+        core: usize,
+        terms: &[Term<'_, GpuLatent>],
+    ) -> Result<GpuLatent, BackendError> {
         if terms.is_empty() || terms.len() > MAX_TERMS {
             return Err(BackendError::TermCount(terms.len()));
         }
@@ -151,7 +185,10 @@ impl Backend for WgpuBackend {
         let len = terms[0].1.len;
         for (_, x) in terms {
             if x.len != len {
-                return Err(BackendError::LengthMismatch { expected: len, found: x.len });
+                return Err(BackendError::LengthMismatch {
+                    expected: len,
+                    found: x.len,
+                });
             }
             if x.gpu != g {
                 return Err(BackendError::Device(format!(
@@ -162,16 +199,20 @@ impl Backend for WgpuBackend {
         }
         gpu.check()?;
         let out = gpu.storage("latent", len)?;
-        let (gx, gy, row) = grid(len);
+        // The kernel works on whole vec4s; buffers are padded to match.
+        let (gx, gy, row) = grid(len.div_ceil(4));
         let mut words = [0u32; 12];
         for (k, (c, _)) in terms.iter().enumerate() {
             words[k] = word(*c);
         }
-        words[8] = len as u32;
+        words[8] = len.div_ceil(4) as u32;
         words[9] = terms.len() as u32;
         words[10] = row;
         let params = gpu.uniform(&words);
-        let inputs: Vec<&wgpu::Buffer> = (0..MAX_TERMS).map(|k| &terms.get(k).unwrap_or(&terms[0]).1.buffer).map(|b| b.as_ref()).collect();
+        let inputs: Vec<&wgpu::Buffer> = (0..MAX_TERMS)
+            .map(|k| &terms.get(k).unwrap_or(&terms[0]).1.buffer)
+            .map(|b| &***b)
+            .collect();
         let mut buffers = vec![&params];
         buffers.extend(inputs);
         buffers.push(&out);
@@ -186,7 +227,9 @@ impl Backend for WgpuBackend {
         if g == latent.gpu {
             return Ok(latent.clone());
         }
-        let bytes = self.gpu(latent.gpu).read(&latent.buffer, latent.len as u64 * 4)?;
+        let bytes = self
+            .gpu(latent.gpu)
+            .read(&latent.buffer, latent.len as u64 * 4)?;
         gpu.check()?;
         let buffer = gpu.storage("latent", latent.len)?;
         gpu.queue.write_buffer(&buffer, 0, &bytes);
@@ -198,10 +241,14 @@ impl Backend for WgpuBackend {
         let gpu = self.gpu(latent.gpu);
         gpu.check()?;
         let flag = gpu.storage("finite flag", 1)?;
+        gpu.queue.write_buffer(&flag, 0, &[0; 4]);
         let (gx, gy, row) = grid(latent.len);
         let params = gpu.uniform(&[latent.len as u32, row, 0, 0]);
         let pipeline = gpu.finite_pipeline();
-        let bind = gpu.bind(&pipeline.get_bind_group_layout(0), &[&params, &latent.buffer, &flag]);
+        let bind = gpu.bind(
+            &pipeline.get_bind_group_layout(0),
+            &[&params, &latent.buffer, &flag],
+        );
         gpu.run(&[(pipeline, &bind, (gx, gy))]);
         let bytes = gpu.read(&flag, 4)?;
         Ok(bytes[..4] == [0, 0, 0, 0])

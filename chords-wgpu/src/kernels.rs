@@ -2,6 +2,7 @@
 
 use std::sync::OnceLock;
 
+use crate::buffers::GpuBuffer;
 use crate::error::WgpuError;
 use crate::pool::Gpu;
 
@@ -50,19 +51,34 @@ fn pipeline(
 impl Gpu {
     pub(crate) fn lincomb_pipeline(&self) -> &wgpu::ComputePipeline {
         self.kernels.lincomb.get_or_init(|| {
-            pipeline(&self.device, None, &module(&self.device, "lincomb", chords_shaders::LINCOMB), "lincomb")
+            pipeline(
+                &self.device,
+                None,
+                &module(&self.device, "lincomb", chords_shaders::LINCOMB),
+                "lincomb",
+            )
         })
     }
 
     pub(crate) fn finite_pipeline(&self) -> &wgpu::ComputePipeline {
         self.kernels.finite.get_or_init(|| {
-            pipeline(&self.device, None, &module(&self.device, "finite", chords_shaders::FINITE), "check_finite")
+            pipeline(
+                &self.device,
+                None,
+                &module(&self.device, "finite", chords_shaders::FINITE),
+                "check_finite",
+            )
         })
     }
 
     pub(crate) fn preview_pipeline(&self) -> &wgpu::ComputePipeline {
         self.kernels.preview.get_or_init(|| {
-            pipeline(&self.device, None, &module(&self.device, "preview", chords_shaders::PREVIEW), "preview")
+            pipeline(
+                &self.device,
+                None,
+                &module(&self.device, "preview", chords_shaders::PREVIEW),
+                "preview",
+            )
         })
     }
 
@@ -88,15 +104,26 @@ impl Gpu {
                 },
                 count: None,
             };
-            let layout = self.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                label: Some("mixture"),
-                entries: &[uniform, storage(1, true), storage(2, true), storage(3, false), storage(4, false), storage(5, false)],
-            });
-            let pipeline_layout = self.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                label: Some("mixture"),
-                bind_group_layouts: &[Some(&layout)],
-                immediate_size: 0,
-            });
+            let layout = self
+                .device
+                .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                    label: Some("mixture"),
+                    entries: &[
+                        uniform,
+                        storage(1, true),
+                        storage(2, true),
+                        storage(3, false),
+                        storage(4, false),
+                        storage(5, false),
+                    ],
+                });
+            let pipeline_layout =
+                self.device
+                    .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                        label: Some("mixture"),
+                        bind_group_layouts: &[Some(&layout)],
+                        immediate_size: 0,
+                    });
             let m = module(&self.device, "mixture", chords_shaders::MIXTURE);
             MixturePipelines {
                 distances: pipeline(&self.device, Some(&pipeline_layout), &m, "distances"),
@@ -107,20 +134,26 @@ impl Gpu {
         })
     }
 
-    /// A new storage buffer for `len` f32 elements (at least 4 bytes).
-    pub(crate) fn storage(&self, label: &str, len: usize) -> Result<wgpu::Buffer, WgpuError> {
-        let bytes = (len as u64 * 4).max(4);
+    /// A storage buffer for `len` f32 elements, rounded up to whole `vec4`s (at least one).
+    /// Its contents are unspecified: a recycled buffer holds old data.
+    pub(crate) fn storage(&self, label: &str, len: usize) -> Result<GpuBuffer, WgpuError> {
+        let bytes = (len as u64).div_ceil(4).max(1) * 16;
         self.check_size(label, bytes)?;
-        Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(label),
-            size: bytes,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        }))
+        let buffer = self.free.take(bytes).unwrap_or_else(|| {
+            self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: bytes,
+                usage: wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_SRC
+                    | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        });
+        Ok(GpuBuffer::new(buffer, self.free.clone()))
     }
 
-    /// A new storage buffer holding `data`.
-    pub(crate) fn storage_from(&self, label: &str, data: &[f32]) -> Result<wgpu::Buffer, WgpuError> {
+    /// A storage buffer holding `data`.
+    pub(crate) fn storage_from(&self, label: &str, data: &[f32]) -> Result<GpuBuffer, WgpuError> {
         let buffer = self.storage(label, data.len())?;
         if !data.is_empty() {
             let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
@@ -144,20 +177,39 @@ impl Gpu {
     }
 
     /// Bind group 0 of `pipeline` with `buffers` at bindings 0, 1, ….
-    pub(crate) fn bind(&self, layout: &wgpu::BindGroupLayout, buffers: &[&wgpu::Buffer]) -> wgpu::BindGroup {
+    pub(crate) fn bind(
+        &self,
+        layout: &wgpu::BindGroupLayout,
+        buffers: &[&wgpu::Buffer],
+    ) -> wgpu::BindGroup {
         let entries: Vec<wgpu::BindGroupEntry<'_>> = buffers
             .iter()
             .enumerate()
-            .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
+            .map(|(i, b)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: b.as_entire_binding(),
+            })
             .collect();
-        self.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout, entries: &entries })
+        self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout,
+            entries: &entries,
+        })
     }
 
     /// Records one compute pass of `dispatches` and submits it.
-    pub(crate) fn run(&self, dispatches: &[(&wgpu::ComputePipeline, &wgpu::BindGroup, (u32, u32))]) {
-        let mut encoder = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+    pub(crate) fn run(
+        &self,
+        dispatches: &[(&wgpu::ComputePipeline, &wgpu::BindGroup, (u32, u32))],
+    ) {
+        let mut encoder = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
         {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: None,
+                timestamp_writes: None,
+            });
             for (pipeline, bind_group, (x, y)) in dispatches {
                 pass.set_pipeline(pipeline);
                 pass.set_bind_group(0, *bind_group, &[]);
@@ -177,7 +229,9 @@ impl Gpu {
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let mut encoder = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+        let mut encoder = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
         encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, bytes);
         self.queue.submit([encoder.finish()]);
         let (tx, rx) = std::sync::mpsc::channel();

@@ -29,12 +29,14 @@
 //! ```
 
 mod backend;
+mod buffers;
 mod error;
 mod kernels;
 mod mixture;
 mod pool;
 
 pub use backend::{GpuLatent, WgpuBackend};
+pub use buffers::GpuBuffer;
 pub use error::WgpuError;
 pub use mixture::GpuMixture;
 pub use pool::{DevicePool, DeviceSharing, Gpu, PoolOptions, list_adapters};

@@ -15,7 +15,7 @@ const CHUNK: usize = 256 * 8;
 #[derive(Debug)]
 pub struct GpuMixture<'a> {
     backend: &'a WgpuBackend,
-    means: Vec<wgpu::Buffer>,
+    means: Vec<crate::buffers::GpuBuffer>,
     components: usize,
     numel: usize,
     s2: f64,
@@ -27,7 +27,9 @@ impl<'a> GpuMixture<'a> {
     pub fn new(backend: &'a WgpuBackend, model: &GaussianMixture) -> Result<Self, WgpuError> {
         let components = model.components();
         if components > 65_535 {
-            return Err(WgpuError::Config(format!("the GPU mixture supports at most 65535 components, got {components}")));
+            return Err(WgpuError::Config(format!(
+                "the GPU mixture supports at most 65535 components, got {components}"
+            )));
         }
         let numel: usize = model.latent_shape().iter().product();
         let means = backend
@@ -36,14 +38,25 @@ impl<'a> GpuMixture<'a> {
             .iter()
             .map(|gpu| gpu.storage_from("mixture means", model.means()))
             .collect::<Result<_, _>>()?;
-        Ok(Self { backend, means, components, numel, s2: model.sigma_data().powi(2), prediction: model.prediction() })
+        Ok(Self {
+            backend,
+            means,
+            components,
+            numel,
+            s2: model.sigma_data().powi(2),
+            prediction: model.prediction(),
+        })
     }
 }
 
 impl Model<WgpuBackend> for GpuMixture<'_> {
     fn evaluate(&self, _core: usize, x: &GpuLatent, t: &Timestep) -> Result<GpuLatent, ModelError> {
         if x.len() != self.numel {
-            return Err(ModelError::new(format!("mixture latent has {} elements, the means have {}", x.len(), self.numel)));
+            return Err(ModelError::new(format!(
+                "mixture latent has {} elements, the means have {}",
+                x.len(),
+                self.numel
+            )));
         }
         let (a, sigma) = (t.alpha, t.sigma);
         let var = a * a * self.s2 + sigma * sigma;
@@ -82,9 +95,23 @@ impl Model<WgpuBackend> for GpuMixture<'_> {
             0,
         ]);
         let pipelines = gpu.mixture_pipelines();
-        let bind = gpu.bind(&pipelines.layout, &[&params, &self.means[g], x.buffer(), &partials, &posterior, &out]);
+        let bind = gpu.bind(
+            &pipelines.layout,
+            &[
+                &params,
+                &self.means[g],
+                x.buffer(),
+                &partials,
+                &posterior,
+                &out,
+            ],
+        );
         gpu.run(&[
-            (&pipelines.distances, &bind, (chunks as u32, self.components as u32)),
+            (
+                &pipelines.distances,
+                &bind,
+                (chunks as u32, self.components as u32),
+            ),
             (&pipelines.weights, &bind, (1, 1)),
             (&pipelines.combine, &bind, (gx, gy)),
         ]);

@@ -9,6 +9,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::buffers::FreeList;
 use crate::error::WgpuError;
 use crate::kernels::Kernels;
 
@@ -44,7 +45,12 @@ pub struct PoolOptions {
 impl PoolOptions {
     /// `cores` cores on every adapter found, one device per adapter.
     pub fn new(cores: usize) -> Self {
-        Self { cores, backends: wgpu::Backends::all().with_env(), adapters: Vec::new(), sharing: DeviceSharing::PerAdapter }
+        Self {
+            cores,
+            backends: wgpu::Backends::all().with_env(),
+            adapters: Vec::new(),
+            sharing: DeviceSharing::PerAdapter,
+        }
     }
 }
 
@@ -54,13 +60,16 @@ pub struct Gpu {
     pub(crate) queue: wgpu::Queue,
     info: wgpu::AdapterInfo,
     pub(crate) kernels: Kernels,
+    pub(crate) free: Arc<FreeList>,
     /// Set when the device is lost or reports an uncaptured error.
     failure: Arc<Mutex<Option<String>>>,
 }
 
 impl std::fmt::Debug for Gpu {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Gpu").field("adapter", &self.describe()).finish()
+        f.debug_struct("Gpu")
+            .field("adapter", &self.describe())
+            .finish()
     }
 }
 
@@ -70,16 +79,23 @@ impl Gpu {
         let lost = failure.clone();
         device.set_device_lost_callback(move |reason, message| {
             if let Ok(mut f) = lost.lock() {
-                f.get_or_insert(format!("device lost ({reason:?}): {message}"));
+                f.get_or_insert(one_line(&format!("device lost ({reason:?}): {message}")));
             }
         });
         let errors = failure.clone();
         device.on_uncaptured_error(Arc::new(move |error: wgpu::Error| {
             if let Ok(mut f) = errors.lock() {
-                f.get_or_insert(error.to_string());
+                f.get_or_insert(one_line(&error.to_string()));
             }
         }));
-        Self { device, queue, info, kernels: Kernels::default(), failure }
+        Self {
+            device,
+            queue,
+            info,
+            kernels: Kernels::default(),
+            free: Arc::default(),
+            failure,
+        }
     }
 
     /// The adapter, e.g. `llvmpipe (LLVM 15.0.6, 256 bits) [Vulkan]`.
@@ -105,44 +121,68 @@ impl Gpu {
     /// The largest buffer, in bytes, a kernel can bind on this device.
     pub fn max_binding(&self) -> u64 {
         let limits = self.device.limits();
-        limits.max_storage_buffer_binding_size.min(limits.max_buffer_size)
+        limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size)
     }
 
     /// An error if the device has been lost or has failed.
     pub(crate) fn check(&self) -> Result<(), WgpuError> {
         match self.failure.lock().map(|f| f.clone()) {
             Ok(None) => Ok(()),
-            Ok(Some(reason)) => Err(WgpuError::Device { adapter: self.describe(), reason }),
-            Err(_) => Err(WgpuError::Device { adapter: self.describe(), reason: "state poisoned".into() }),
+            Ok(Some(reason)) => Err(WgpuError::Device {
+                adapter: self.describe(),
+                reason,
+            }),
+            Err(_) => Err(WgpuError::Device {
+                adapter: self.describe(),
+                reason: "state poisoned".into(),
+            }),
         }
     }
 
     /// Records a failure seen by a caller (a failed map or poll).
     pub(crate) fn fail(&self, reason: impl Into<String>) -> WgpuError {
-        let reason = reason.into();
+        let reason = one_line(&reason.into());
         if let Ok(mut f) = self.failure.lock() {
             f.get_or_insert(reason.clone());
         }
-        WgpuError::Device { adapter: self.describe(), reason }
+        WgpuError::Device {
+            adapter: self.describe(),
+            reason,
+        }
     }
 
     /// Checks that a buffer of `bytes` bytes can be bound on this device.
     pub fn check_size(&self, what: &str, bytes: u64) -> Result<(), WgpuError> {
         let limit = self.max_binding();
         if bytes > limit {
-            return Err(WgpuError::TooLarge { what: what.into(), bytes, limit, adapter: self.describe() });
+            return Err(WgpuError::TooLarge {
+                what: what.into(),
+                bytes,
+                limit,
+                adapter: self.describe(),
+            });
         }
         Ok(())
     }
 
     /// Blocks until the device has finished its submitted work (with a timeout).
-    pub(crate) fn wait(&self) -> Result<(), WgpuError> {
+    pub fn wait(&self) -> Result<(), WgpuError> {
         self.device
-            .poll(wgpu::PollType::Wait { submission_index: None, timeout: Some(WAIT_TIMEOUT) })
+            .poll(wgpu::PollType::Wait {
+                submission_index: None,
+                timeout: Some(WAIT_TIMEOUT),
+            })
             .map(|_| ())
             .map_err(|e| self.fail(format!("waiting for the device failed: {e}")))?;
         self.check()
     }
+}
+
+/// wgpu's multi-line error reports as one line.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Devices for K cores and the map from core to device.
@@ -165,6 +205,23 @@ pub fn list_adapters(backends: wgpu::Backends) -> Vec<(usize, String)> {
         .collect()
 }
 
+/// The adapters on `backends`; GL (a fallback, noisy to initialise where it has no
+/// display) is only tried when the primary backends have none.
+fn enumerate(backends: wgpu::Backends) -> Vec<wgpu::Adapter> {
+    let primary = backends - wgpu::Backends::GL;
+    let found = if primary.is_empty() {
+        Vec::new()
+    } else {
+        pollster::block_on(instance(primary).enumerate_adapters(primary))
+    };
+    if found.is_empty() && backends.contains(wgpu::Backends::GL) {
+        return pollster::block_on(
+            instance(wgpu::Backends::GL).enumerate_adapters(wgpu::Backends::GL),
+        );
+    }
+    found
+}
+
 fn instance(backends: wgpu::Backends) -> wgpu::Instance {
     let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
     desc.backends = backends;
@@ -183,7 +240,11 @@ fn backend_names(backends: wgpu::Backends) -> String {
     .filter(|(b, _)| backends.contains(*b))
     .map(|(_, n)| *n)
     .collect();
-    if names.is_empty() { "none".into() } else { names.join(", ") }
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
 }
 
 /// One adapter per physical device: the same GPU seen through several APIs (Vulkan and GL,
@@ -215,11 +276,15 @@ impl DevicePool {
     /// Enumerates adapters and creates devices for `options.cores` cores.
     pub fn new(options: &PoolOptions) -> Result<Self, WgpuError> {
         if options.cores == 0 {
-            return Err(WgpuError::Config("a device pool needs at least one core".into()));
+            return Err(WgpuError::Config(
+                "a device pool needs at least one core".into(),
+            ));
         }
-        let instance = instance(options.backends);
-        let adapters = pollster::block_on(instance.enumerate_adapters(options.backends));
-        let described: Vec<String> = adapters.iter().map(|a| format!("{} [{:?}]", a.get_info().name, a.get_info().backend)).collect();
+        let adapters = enumerate(options.backends);
+        let described: Vec<String> = adapters
+            .iter()
+            .map(|a| format!("{} [{:?}]", a.get_info().name, a.get_info().backend))
+            .collect();
         if adapters.is_empty() {
             return Err(WgpuError::NoAdapter(format!(
                 "tried backends {}; no adapter found (on Linux without a GPU install mesa-vulkan-drivers for lavapipe)",
@@ -234,10 +299,10 @@ impl DevicePool {
                 .enumerate()
                 .filter(|(i, a)| {
                     let name = a.get_info().name.to_lowercase();
-                    options
-                        .adapters
-                        .iter()
-                        .any(|want| want.parse::<usize>().ok() == Some(*i) || name.contains(&want.to_lowercase()))
+                    options.adapters.iter().any(|want| {
+                        want.parse::<usize>().ok() == Some(*i)
+                            || name.contains(&want.to_lowercase())
+                    })
                 })
                 .map(|(_, a)| a)
                 .collect()
@@ -246,39 +311,65 @@ impl DevicePool {
             return Err(WgpuError::NoAdapter(format!(
                 "none matches {:?}; found {}",
                 options.adapters,
-                described.iter().enumerate().map(|(i, d)| format!("{i}: {d}")).collect::<Vec<_>>().join(", ")
+                described
+                    .iter()
+                    .enumerate()
+                    .map(|(i, d)| format!("{i}: {d}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
         let devices = match options.sharing {
             DeviceSharing::PerAdapter => chosen.len().min(options.cores),
             DeviceSharing::PerCore => options.cores,
         };
-        let gpus = (0..devices)
-            .map(|d| {
-                let adapter = chosen[d % chosen.len()];
-                let info = adapter.get_info();
-                let desc = wgpu::DeviceDescriptor {
-                    label: Some("chords"),
-                    required_limits: adapter.limits(),
-                    ..Default::default()
-                };
-                let (device, queue) = pollster::block_on(adapter.request_device(&desc)).map_err(|e| {
-                    WgpuError::RequestDevice { adapter: format!("{} [{:?}]", info.name, info.backend), reason: e.to_string() }
-                })?;
-                Ok(Arc::new(Gpu::new(device, queue, info)))
-            })
-            .collect::<Result<Vec<_>, WgpuError>>()?;
-        let pool = Self { core_gpu: (0..options.cores).map(|c| c % gpus.len()).collect(), gpus };
-        tracing::info!(cores = options.cores, devices = pool.gpus.len(), "device pool: {}", pool.describe().join("; "));
+        let gpus =
+            (0..devices)
+                .map(|d| {
+                    let adapter = chosen[d % chosen.len()];
+                    let info = adapter.get_info();
+                    let desc = wgpu::DeviceDescriptor {
+                        label: Some("chords"),
+                        required_limits: adapter.limits(),
+                        ..Default::default()
+                    };
+                    let (device, queue) = pollster::block_on(adapter.request_device(&desc))
+                        .map_err(|e| WgpuError::RequestDevice {
+                            adapter: format!("{} [{:?}]", info.name, info.backend),
+                            reason: e.to_string(),
+                        })?;
+                    Ok(Arc::new(Gpu::new(device, queue, info)))
+                })
+                .collect::<Result<Vec<_>, WgpuError>>()?;
+        let pool = Self {
+            core_gpu: (0..options.cores).map(|c| c % gpus.len()).collect(),
+            gpus,
+        };
+        tracing::info!(
+            cores = options.cores,
+            devices = pool.gpus.len(),
+            "device pool: {}",
+            pool.describe().join("; ")
+        );
         Ok(pool)
     }
 
     /// All `cores` cores on the caller's own device (e.g. a game's), with no device created.
-    pub fn from_device(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo, cores: usize) -> Result<Self, WgpuError> {
+    pub fn from_device(
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+        info: wgpu::AdapterInfo,
+        cores: usize,
+    ) -> Result<Self, WgpuError> {
         if cores == 0 {
-            return Err(WgpuError::Config("a device pool needs at least one core".into()));
+            return Err(WgpuError::Config(
+                "a device pool needs at least one core".into(),
+            ));
         }
-        Ok(Self { gpus: vec![Arc::new(Gpu::new(device, queue, info))], core_gpu: vec![0; cores] })
+        Ok(Self {
+            gpus: vec![Arc::new(Gpu::new(device, queue, info))],
+            core_gpu: vec![0; cores],
+        })
     }
 
     /// Number of cores.
@@ -293,7 +384,13 @@ impl DevicePool {
 
     /// Index into [`gpus`](Self::gpus) of the device core `core` runs on.
     pub fn gpu_index(&self, core: usize) -> Result<usize, chords::BackendError> {
-        self.core_gpu.get(core).copied().ok_or(chords::BackendError::NoSuchCore { core, cores: self.cores() })
+        self.core_gpu
+            .get(core)
+            .copied()
+            .ok_or(chords::BackendError::NoSuchCore {
+                core,
+                cores: self.cores(),
+            })
     }
 
     /// One line per device: which cores run on which adapter.
@@ -302,8 +399,13 @@ impl DevicePool {
             .iter()
             .enumerate()
             .map(|(g, gpu)| {
-                let cores: Vec<String> =
-                    self.core_gpu.iter().enumerate().filter(|(_, d)| **d == g).map(|(c, _)| c.to_string()).collect();
+                let cores: Vec<String> = self
+                    .core_gpu
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, d)| **d == g)
+                    .map(|(c, _)| c.to_string())
+                    .collect();
                 format!("cores {} on {}", cores.join(","), gpu.describe())
             })
             .collect()
@@ -312,6 +414,8 @@ impl DevicePool {
     /// Checks that a latent of `numel` f32 elements fits every device, before any work.
     pub fn check_latent(&self, numel: usize) -> Result<(), WgpuError> {
         let bytes = (numel as u64).saturating_mul(4);
-        self.gpus.iter().try_for_each(|g| g.check_size(&format!("a latent of {numel} elements"), bytes))
+        self.gpus
+            .iter()
+            .try_for_each(|g| g.check_size(&format!("a latent of {numel} elements"), bytes))
     }
 }

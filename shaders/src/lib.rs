@@ -38,16 +38,22 @@ mod tests {
         for (name, source) in super::ALL {
             let module = naga::front::wgsl::parse_str(source)
                 .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(source)));
-            naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::empty())
-                .validate(&module)
-                .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(source)));
+            naga::valid::Validator::new(
+                naga::valid::ValidationFlags::all(),
+                naga::valid::Capabilities::empty(),
+            )
+            .validate(&module)
+            .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(source)));
         }
     }
 
     #[test]
     fn workgroup_size_matches_the_sources() {
         for (name, source) in super::ALL {
-            assert!(source.contains("@workgroup_size(256)"), "{name} must use 256 threads per workgroup");
+            assert!(
+                source.contains("@workgroup_size(256)"),
+                "{name} must use 256 threads per workgroup"
+            );
         }
     }
 }

@@ -3,6 +3,7 @@
 // The one arithmetic kernel of the CHORDS engine (DESIGN.md section 2): steps, coarse jumps
 // and rectifications are all linear combinations of at most six latents. Unused inputs are
 // bound to in0 and skipped (`terms` is uniform, so the branches do not diverge).
+// Buffers hold whole vec4s (latents are padded); `len` counts vec4s.
 // Dispatch: a 2-D grid of 256-thread workgroups; `row` is the grid's x size in threads.
 
 struct Params {
@@ -14,13 +15,13 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> in0: array<f32>;
-@group(0) @binding(2) var<storage, read> in1: array<f32>;
-@group(0) @binding(3) var<storage, read> in2: array<f32>;
-@group(0) @binding(4) var<storage, read> in3: array<f32>;
-@group(0) @binding(5) var<storage, read> in4: array<f32>;
-@group(0) @binding(6) var<storage, read> in5: array<f32>;
-@group(0) @binding(7) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> in0: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> in1: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> in2: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> in3: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read> in4: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read> in5: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read_write> out: array<vec4<f32>>;
 
 fn coeff(k: u32) -> f32 {
     return params.coeffs[k / 4u][k % 4u];

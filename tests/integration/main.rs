@@ -1,4 +1,6 @@
 //! Workspace integration tests, one binary with topic modules.
 
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
 mod engine;
 mod wgpu;

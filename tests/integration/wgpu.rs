@@ -7,48 +7,70 @@ use std::sync::Arc;
 
 use chords::backend::Term;
 use chords::{
-    Backend, Chords, CpuBackend, Euler, Event, FlowSchedule, GaussianMixture, InitSequence, Model, Prediction,
-    RunOptions, Sampler, Sequential, StopRule, mixture, noise, run,
+    Backend, Chords, CpuBackend, Euler, Event, FlowSchedule, GaussianMixture, InitSequence, Model,
+    Prediction, RunOptions, Sampler, Sequential, StopRule, mixture, noise, run,
 };
 use chords_wgpu::{DevicePool, DeviceSharing, GpuMixture, PoolOptions, WgpuBackend, WgpuError};
 
 /// A pool of `cores` cores, or `None` (test skipped) when no adapter exists outside CI.
 fn pool(cores: usize, sharing: DeviceSharing) -> Option<Arc<DevicePool>> {
-    let options = PoolOptions { sharing, ..PoolOptions::new(cores) };
+    let options = PoolOptions {
+        sharing,
+        ..PoolOptions::new(cores)
+    };
     match DevicePool::new(&options) {
         Ok(pool) => Some(Arc::new(pool)),
         Err(WgpuError::NoAdapter(why)) if std::env::var("CI").as_deref() != Ok("true") => {
             eprintln!("skipping: no wgpu adapter ({why})");
             None
         }
-        Err(e) => panic!("no usable wgpu adapter (CI=true requires one; install mesa-vulkan-drivers): {e}"),
+        Err(e) => panic!(
+            "no usable wgpu adapter (CI=true requires one; install mesa-vulkan-drivers): {e}"
+        ),
     }
 }
 
 /// Every output (preview first, then hits in arrival order) as host data, with `(position, core, round)`.
 type Outputs = Vec<((usize, usize, usize), Vec<f32>)>;
 
-fn sample<B: Backend, M: Model<B>>(backend: &B, model: &M, init: Option<&str>, x0: &[f32], steps: usize) -> Outputs {
+fn sample<B: Backend, M: Model<B>>(
+    backend: &B,
+    model: &M,
+    init: Option<&str>,
+    x0: &[f32],
+    steps: usize,
+) -> Outputs {
     let solver = Arc::new(Euler::new(FlowSchedule::new(steps, 1.0).unwrap()));
     let x0 = backend.upload(0, x0).unwrap();
     let mut sampler: Box<dyn Sampler<B>> = match init {
-        Some(seq) => Box::new(Chords::new(solver, InitSequence::parse(seq, steps).unwrap(), x0).unwrap()),
+        Some(seq) => {
+            Box::new(Chords::new(solver, InitSequence::parse(seq, steps).unwrap(), x0).unwrap())
+        }
         None => Box::new(Sequential::new(solver, x0)),
     };
     let mut outputs = Vec::new();
-    let options = RunOptions { threads: 0, stop: StopRule::All };
+    let options = RunOptions {
+        threads: 0,
+        stop: StopRule::All,
+    };
     run(sampler.as_mut(), backend, model, &options, &mut |e| {
         if let Event::Preview(o) | Event::Hit(o) = e {
             outputs.push(((o.position, o.core, o.round), o.latent.clone()));
         }
     })
     .unwrap();
-    outputs.into_iter().map(|(k, l)| (k, backend.download(&l).unwrap())).collect()
+    outputs
+        .into_iter()
+        .map(|(k, l)| (k, backend.download(&l).unwrap()))
+        .collect()
 }
 
 fn max_abs(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 fn demo_model() -> GaussianMixture {
@@ -58,7 +80,9 @@ fn demo_model() -> GaussianMixture {
 
 #[test]
 fn chords_and_sequential_on_wgpu_match_the_cpu() {
-    let Some(pool) = pool(8, DeviceSharing::PerAdapter) else { return };
+    let Some(pool) = pool(8, DeviceSharing::PerAdapter) else {
+        return;
+    };
     let gpu = WgpuBackend::new(pool);
     let cpu_model = demo_model();
     let gpu_model = GpuMixture::new(&gpu, &cpu_model).unwrap();
@@ -67,17 +91,26 @@ fn chords_and_sequential_on_wgpu_match_the_cpu() {
         let on_cpu = sample(&CpuBackend, &cpu_model, init, &x0, 50);
         let on_gpu = sample(&gpu, &gpu_model, init, &x0, 50);
         assert_eq!(on_cpu.len(), if init.is_some() { 9 } else { 1 });
-        assert_eq!(on_cpu.iter().map(|o| o.0).collect::<Vec<_>>(), on_gpu.iter().map(|o| o.0).collect::<Vec<_>>());
+        assert_eq!(
+            on_cpu.iter().map(|o| o.0).collect::<Vec<_>>(),
+            on_gpu.iter().map(|o| o.0).collect::<Vec<_>>()
+        );
         for ((key, c), (_, g)) in on_cpu.iter().zip(&on_gpu) {
             let err = max_abs(c, g);
-            assert!(err < 1e-4, "{init:?} output {key:?}: max abs difference {err}");
+            assert!(
+                err < 1e-4,
+                "{init:?} output {key:?}: max abs difference {err}"
+            );
         }
     }
 }
 
 #[test]
 fn four_cores_on_four_devices_equal_one_device() {
-    let (Some(many), Some(one)) = (pool(4, DeviceSharing::PerCore), pool(4, DeviceSharing::PerAdapter)) else {
+    let (Some(many), Some(one)) = (
+        pool(4, DeviceSharing::PerCore),
+        pool(4, DeviceSharing::PerAdapter),
+    ) else {
         return;
     };
     assert_eq!(many.gpus().len(), 4, "four distinct devices");
@@ -90,26 +123,50 @@ fn four_cores_on_four_devices_equal_one_device() {
     let model = demo_model();
     let x0 = noise::gaussian(5, 3 * 32 * 32);
     let (many, one) = (WgpuBackend::new(many), WgpuBackend::new(one));
-    let on_many = sample(&many, &GpuMixture::new(&many, &model).unwrap(), Some("0-8-16-32"), &x0, 50);
-    let on_one = sample(&one, &GpuMixture::new(&one, &model).unwrap(), Some("0-8-16-32"), &x0, 50);
+    let on_many = sample(
+        &many,
+        &GpuMixture::new(&many, &model).unwrap(),
+        Some("0-8-16-32"),
+        &x0,
+        50,
+    );
+    let on_one = sample(
+        &one,
+        &GpuMixture::new(&one, &model).unwrap(),
+        Some("0-8-16-32"),
+        &x0,
+        50,
+    );
     assert_eq!(on_many, on_one, "results on 4 devices differ from 1 device");
     // One device moves only x0 up and the 5 outputs down; four devices also move every
     // spawn's latent and every rectification's two latents between devices.
     let latent_bytes = 3 * 32 * 32 * 4;
     assert_eq!(one.bytes_transferred(), 6 * latent_bytes);
-    assert!(many.bytes_transferred() >= one.bytes_transferred() + 3 * latent_bytes, "{}", many.bytes_transferred());
+    assert!(
+        many.bytes_transferred() >= one.bytes_transferred() + 3 * latent_bytes,
+        "{}",
+        many.bytes_transferred()
+    );
 }
 
 #[test]
 fn lincomb_finite_and_preview_kernels_match_the_cpu() {
-    let Some(pool) = pool(1, DeviceSharing::PerAdapter) else { return };
+    let Some(pool) = pool(1, DeviceSharing::PerAdapter) else {
+        return;
+    };
     let gpu = WgpuBackend::new(pool);
     let n = 70_001; // not a multiple of the workgroup size
     let inputs: Vec<Vec<f32>> = (0..6).map(|k| noise::gaussian(k, n)).collect();
     let coeffs = [0.5f32, -1.25, 2.0, 0.001, -0.75, 3.5];
     for terms in 1..=6 {
-        let on_gpu: Vec<_> = inputs[..terms].iter().map(|x| gpu.upload(0, x).unwrap()).collect();
-        let on_cpu: Vec<_> = inputs[..terms].iter().map(|x| CpuBackend.upload(0, x).unwrap()).collect();
+        let on_gpu: Vec<_> = inputs[..terms]
+            .iter()
+            .map(|x| gpu.upload(0, x).unwrap())
+            .collect();
+        let on_cpu: Vec<_> = inputs[..terms]
+            .iter()
+            .map(|x| CpuBackend.upload(0, x).unwrap())
+            .collect();
         let g: Vec<Term<'_, _>> = coeffs.iter().zip(&on_gpu).map(|(c, x)| (*c, x)).collect();
         let c: Vec<Term<'_, _>> = coeffs.iter().zip(&on_cpu).map(|(c, x)| (*c, x)).collect();
         let g = gpu.download(&gpu.lincomb(0, &g).unwrap()).unwrap();
@@ -119,27 +176,40 @@ fn lincomb_finite_and_preview_kernels_match_the_cpu() {
     let finite = gpu.upload(0, &[1.0, -2.0, 3.0e38]).unwrap();
     assert!(gpu.all_finite(&finite).unwrap());
     for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
-        assert!(!gpu.all_finite(&gpu.upload(0, &[0.0, bad, 1.0]).unwrap()).unwrap(), "{bad}");
+        assert!(
+            !gpu.all_finite(&gpu.upload(0, &[0.0, bad, 1.0]).unwrap())
+                .unwrap(),
+            "{bad}"
+        );
     }
     for shape in [[3usize, 17, 9], [2, 5, 4], [1, 3, 3]] {
         let numel: usize = shape.iter().product();
         let data: Vec<f32> = noise::gaussian(9, numel).iter().map(|v| v * 0.8).collect();
         let latent = gpu.upload(0, &data).unwrap();
         let want = chords::preview::rgba8(&shape, &data).unwrap();
-        assert_eq!(gpu.preview(&latent, &shape).unwrap(), want, "shape {shape:?}");
+        assert_eq!(
+            gpu.preview(&latent, &shape).unwrap(),
+            want,
+            "shape {shape:?}"
+        );
     }
 }
 
 #[test]
 fn a_lost_device_is_an_error_naming_core_and_adapter() {
-    let Some(pool) = pool(3, DeviceSharing::PerCore) else { return };
+    let Some(pool) = pool(3, DeviceSharing::PerCore) else {
+        return;
+    };
     let adapter = pool.gpus()[2].describe();
     let gpu = WgpuBackend::new(pool.clone());
     let model = GpuMixture::new(&gpu, &demo_model()).unwrap();
     let solver = Arc::new(Euler::new(FlowSchedule::new(20, 1.0).unwrap()));
     let x0 = gpu.upload(0, &noise::gaussian(1, 3 * 32 * 32)).unwrap();
     let mut sampler = Chords::new(solver, InitSequence::parse("0-4-8", 20).unwrap(), x0).unwrap();
-    let options = RunOptions { threads: 0, stop: StopRule::All };
+    let options = RunOptions {
+        threads: 0,
+        stop: StopRule::All,
+    };
     let err = run(&mut sampler, &gpu, &model, &options, &mut |e| {
         if let Event::RoundFinished { round: 4, .. } = e {
             pool.gpus()[2].device().destroy();
@@ -154,7 +224,9 @@ fn a_lost_device_is_an_error_naming_core_and_adapter() {
 
 #[test]
 fn a_latent_beyond_the_buffer_limit_is_refused_before_any_work() {
-    let Some(pool) = pool(1, DeviceSharing::PerAdapter) else { return };
+    let Some(pool) = pool(1, DeviceSharing::PerAdapter) else {
+        return;
+    };
     let limit = pool.gpus()[0].max_binding();
     let too_many = (limit / 4 + 1) as usize;
     let err = pool.check_latent(too_many).expect_err("too large");

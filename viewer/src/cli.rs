@@ -20,6 +20,8 @@ pub enum Command {
     Plan(PlanArgs),
     /// Sample with a model and write every streamed output as .npy and PNG, plus report.json.
     Render(RenderArgs),
+    /// List the wgpu adapters this machine offers.
+    Adapters,
 }
 
 /// Steps, cores and the initialisation sequence (shared by `plan` and `render`).
@@ -87,8 +89,21 @@ pub enum ModelKind {
 /// Backends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BackendKind {
+    /// wgpu when an adapter exists, else the CPU (with a warning).
+    Auto,
     /// Host memory, one worker thread per core.
     Cpu,
+    /// wgpu adapters (Vulkan, Metal, DX12, GL; lavapipe without a GPU): latents stay on the devices.
+    Wgpu,
+}
+
+/// How cores share wgpu devices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DevicesKind {
+    /// One device per adapter, shared by the cores on it.
+    PerAdapter,
+    /// One device per core, even on one adapter.
+    PerCore,
 }
 
 /// What a VP model predicts (DDIM only).
@@ -162,9 +177,15 @@ pub struct RenderArgs {
     /// When to stop: core-index:N (N-th output, preview = 0), residual:τ, or all.
     #[arg(long, default_value = "core-index:1")]
     pub stop: String,
-    /// Where the model runs.
+    /// Where the model and the engine's arithmetic run.
     #[arg(long, value_enum, default_value_t = BackendKind::Cpu)]
     pub backend: BackendKind,
+    /// wgpu adapters to use: comma-separated name substrings or indices (see `chords adapters`).
+    #[arg(long, value_delimiter = ',')]
+    pub adapters: Vec<String>,
+    /// How cores map onto wgpu devices.
+    #[arg(long, value_enum, default_value_t = DevicesKind::PerAdapter)]
+    pub devices: DevicesKind,
     /// Worker threads for model calls (0: one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,

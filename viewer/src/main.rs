@@ -30,13 +30,29 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Our errors reach the user as return values; wgpu's own logging of failed probes
+    // (missing drivers, no display) is silenced unless CHORDS_LOG asks for it.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CHORDS_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("warn,wgpu_hal=off,wgpu_core=off,naga=off")
+    });
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("CHORDS_LOG"))
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
     let result = match args.command {
         cli::Command::Plan(a) => plan::run(&a),
         cli::Command::Render(a) => render::run(&a),
+        cli::Command::Adapters => {
+            let adapters =
+                chords_wgpu::list_adapters(chords_wgpu::wgpu::Backends::all().with_env());
+            if adapters.is_empty() {
+                println!("no wgpu adapter found");
+            }
+            for (i, a) in adapters {
+                println!("{i}: {a}");
+            }
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,25 +1,42 @@
 //! `chords render`: one sampling run, every streamed output written as .npy and PNG, and a
 //! `report.json` naming them with the run's figures.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use chords::{
-    Backend, BetaSchedule, Chords, CpuBackend, CpuLatent, Ddim, Euler, Event, FlowSchedule,
-    GaussianMixture, InitSequence, Output, Prediction, RunOptions, Sampler, Sequential, Solver,
-    Spacing, StopRule, VpSchedule,
+    Backend, BetaSchedule, Chords, CpuBackend, Ddim, Euler, Event, FlowSchedule, GaussianMixture,
+    InitSequence, Model, Prediction, RunOptions, RunSummary, Sampler, Sequential, Solver, Spacing,
+    StopReason, StopRule, VpSchedule,
 };
+use chords_wgpu::{DevicePool, DeviceSharing, GpuMixture, PoolOptions, WgpuBackend, WgpuError};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 
-use crate::cli::{BetasKind, PredictionKind, RenderArgs, SamplerKind, SolverKind, SpacingKind};
+use crate::cli::{
+    BackendKind, BetasKind, DevicesKind, PredictionKind, RenderArgs, SamplerKind, SolverKind,
+    SpacingKind,
+};
 use crate::files::OutDir;
 use crate::plan;
 
+/// Everything a run needs, validated before any work starts or any file is written.
+struct Job {
+    solver: Arc<dyn Solver>,
+    model: GaussianMixture,
+    latent_shape: Vec<usize>,
+    x0: Vec<f32>,
+    init: Option<InitSequence>,
+    cores: usize,
+    options: RunOptions,
+    expected_rounds: usize,
+    reference: bool,
+}
+
 /// Runs `chords render`.
 pub fn run(args: &RenderArgs) -> Result<()> {
-    // Everything is validated before any work starts or any file is written.
     let stop: StopRule = args.stop.parse()?;
     let solver = solver(args)?;
     let (means, means_shape) = load_means(args)?;
@@ -33,93 +50,210 @@ pub fn run(args: &RenderArgs) -> Result<()> {
     };
     let cores = init.as_ref().map_or(1, InitSequence::cores);
     stop.validate(cores)?;
-    let inputs: Vec<&std::path::Path> = args
+    let threads = if args.threads == 0 {
+        cores
+    } else {
+        args.threads
+    };
+    let expected_rounds = expected_rounds(init.as_ref(), &stop, args.schedule.steps);
+    let pool = match args.backend {
+        BackendKind::Cpu => None,
+        BackendKind::Wgpu => Some(device_pool(args, cores)?),
+        BackendKind::Auto => match device_pool(args, cores) {
+            Ok(pool) => Some(pool),
+            Err(e) => {
+                eprintln!("warning: {e:#}; running on the CPU");
+                None
+            }
+        },
+    };
+    if let Some(pool) = &pool {
+        pool.check_latent(x0.len())?;
+        pool.gpus()
+            .iter()
+            .try_for_each(|g| g.check_size("the mixture means", model.means().len() as u64 * 4))?;
+    }
+    let inputs: Vec<&Path> = args
         .means
         .iter()
         .chain(&args.x0)
         .map(|p| p.as_path())
         .collect();
     let out = OutDir::prepare(&args.out, args.overwrite, &inputs)?;
-
-    let backend = CpuBackend;
-    let threads = if args.threads == 0 {
-        cores
-    } else {
-        args.threads
-    };
-    let options = RunOptions { threads, stop };
-    let expected_rounds = expected_rounds(init.as_ref(), &stop, args.schedule.steps);
-    let run = sample(
-        &backend,
-        &model,
-        solver.clone(),
-        init.as_ref(),
-        &x0,
-        &options,
+    let job = Job {
+        solver,
+        model,
+        latent_shape,
+        x0,
+        init,
+        cores,
+        options: RunOptions { threads, stop },
         expected_rounds,
-    )?;
+        reference: args.reference,
+    };
 
-    let reference = if args.reference {
-        let started = Instant::now();
+    let (result, device) = match pool {
+        None => (
+            execute(&CpuBackend, &job.model, &job)?,
+            json!({"adapters": [], "bytes_transferred": 0}),
+        ),
+        Some(pool) => {
+            let backend = WgpuBackend::new(pool.clone());
+            let model = GpuMixture::new(&backend, &job.model)?;
+            let result = execute(&backend, &model, &job)?;
+            let adapters: Vec<Value> = pool
+                .gpus()
+                .iter()
+                .enumerate()
+                .map(|(g, gpu)| {
+                    let cores: Vec<usize> = (0..job.cores)
+                        .filter(|c| pool.gpu_index(*c).ok() == Some(g))
+                        .collect();
+                    json!({
+                        "name": gpu.info().name,
+                        "backend": format!("{:?}", gpu.info().backend),
+                        "device_type": format!("{:?}", gpu.info().device_type),
+                        "cores": cores,
+                    })
+                })
+                .collect();
+            (
+                result,
+                json!({"adapters": adapters, "bytes_transferred": backend.bytes_transferred()}),
+            )
+        }
+    };
+    let report = write_outputs(args, &job, &out, &result, device)?;
+    let path = out.write_report(&report)?;
+    eprintln!(
+        "{} rounds, {} model calls, {:.1} ms on {}; wrote {} output(s) and {}",
+        result.run.summary.rounds,
+        result.run.summary.model_calls,
+        result.run.wall.as_secs_f64() * 1e3,
+        result.backend,
+        result.run.outputs.len(),
+        path.display()
+    );
+    Ok(())
+}
+
+/// The wgpu device pool the arguments ask for.
+fn device_pool(args: &RenderArgs, cores: usize) -> Result<Arc<DevicePool>, WgpuError> {
+    let sharing = match args.devices {
+        DevicesKind::PerAdapter => DeviceSharing::PerAdapter,
+        DevicesKind::PerCore => DeviceSharing::PerCore,
+    };
+    let options = PoolOptions {
+        adapters: args.adapters.clone(),
+        sharing,
+        ..PoolOptions::new(cores)
+    };
+    DevicePool::new(&options).map(Arc::new)
+}
+
+/// A sampling run, with outputs on the host.
+struct HostRun {
+    sampler: &'static str,
+    /// `(position, core, round, speedup, data)` in stream order.
+    outputs: Vec<(usize, usize, usize, f64, Vec<f32>)>,
+    summary: RunSummary,
+    wall: Duration,
+}
+
+/// The main run and, with `--reference`, the sequential solve, on one backend.
+struct Executed {
+    backend: String,
+    run: HostRun,
+    reference: Option<(Vec<f32>, Duration)>,
+}
+
+fn execute<B: Backend, M: Model<B>>(backend: &B, model: &M, job: &Job) -> Result<Executed> {
+    let run = sample(
+        backend,
+        model,
+        job.solver.clone(),
+        job.init.as_ref(),
+        &job.x0,
+        &job.options,
+        job.expected_rounds,
+    )?;
+    let reference = if job.reference {
         let options = RunOptions {
             threads: 1,
             stop: StopRule::All,
         };
         let seq = sample(
-            &backend,
-            &model,
-            solver.clone(),
+            backend,
+            model,
+            job.solver.clone(),
             None,
-            &x0,
+            &job.x0,
             &options,
-            args.schedule.steps,
+            job.solver.steps(),
         )?;
-        let hit = seq
+        let (.., data) = seq
             .outputs
+            .into_iter()
             .last()
             .context("the sequential solve produced no output")?;
-        Some((backend.download(&hit.latent)?, started.elapsed()))
+        Some((data, seq.wall))
     } else {
         None
     };
+    Ok(Executed {
+        backend: backend.name(),
+        run,
+        reference,
+    })
+}
 
-    // Write every output, then the report.
-    let describe = |stem: &str, o: &Output<CpuLatent>| -> Result<Value> {
-        let data = backend.download(&o.latent)?;
-        let (file, png) = out.write_latent(stem, &latent_shape, &data)?;
-        let mut entry = json!({
-            "core": o.core, "round": o.round, "speedup": o.speedup, "file": file, "png": png,
-        });
-        if let Some((reference, _)) = &reference {
-            entry["rmse_vs_sequential"] = json!(rmse(&data, reference));
+/// Writes every output and builds the report.
+fn write_outputs(
+    args: &RenderArgs,
+    job: &Job,
+    out: &OutDir,
+    result: &Executed,
+    device: Value,
+) -> Result<Value> {
+    let describe = |stem: &str,
+                    (_, core, round, speedup, data): &(usize, usize, usize, f64, Vec<f32>)|
+     -> Result<Value> {
+        let (file, png) = out.write_latent(stem, &job.latent_shape, data)?;
+        let mut entry =
+            json!({"core": core, "round": round, "speedup": speedup, "file": file, "png": png});
+        if let Some((reference, _)) = &result.reference {
+            entry["rmse_vs_sequential"] = json!(rmse(data, reference));
         }
         Ok(entry)
     };
     let mut preview = Value::Null;
     let mut hits = Vec::new();
-    for o in &run.outputs {
-        if o.position == 0 {
+    for o in &result.run.outputs {
+        if o.0 == 0 {
             preview = describe("preview", o)?;
         } else {
-            hits.push(describe(&format!("hit{}-core{}", o.position, o.core), o)?);
+            hits.push(describe(&format!("hit{}-core{}", o.0, o.1), o)?);
         }
     }
+    let run = &result.run;
     let mut report = json!({
         "sampler": run.sampler,
         "model": "mixture",
         "solver": format!("{:?}", args.solver).to_lowercase(),
         "steps": args.schedule.steps,
-        "cores": cores,
-        "init": init.as_ref().map(|i| i.starts().to_vec()),
-        "backend": backend.name(),
-        "threads": threads,
-        "stop": stop.to_string(),
+        "cores": job.cores,
+        "init": job.init.as_ref().map(|i| i.starts().to_vec()),
+        "backend": result.backend,
+        "adapters": device["adapters"],
+        "bytes_transferred": device["bytes_transferred"],
+        "threads": job.options.threads,
+        "stop": job.options.stop.to_string(),
         "stopped_by": match run.summary.reason {
-            chords::StopReason::Rule => "rule",
-            chords::StopReason::Finished => "finished",
+            StopReason::Rule => "rule",
+            StopReason::Finished => "finished",
         },
         "seed": if args.x0.is_some() { Value::Null } else { json!(args.seed) },
-        "latent_shape": latent_shape,
+        "latent_shape": job.latent_shape,
         "rounds": run.summary.rounds,
         "model_calls": run.summary.model_calls,
         "wall_ms": run.wall.as_secs_f64() * 1e3,
@@ -128,21 +262,12 @@ pub fn run(args: &RenderArgs) -> Result<()> {
     if run.sampler == "chords" {
         report["preview"] = preview;
     }
-    if let Some((data, wall)) = &reference {
-        let (file, png) = out.write_latent("sequential", &latent_shape, data)?;
+    if let Some((data, wall)) = &result.reference {
+        let (file, png) = out.write_latent("sequential", &job.latent_shape, data)?;
         report["reference"] =
             json!({"file": file, "png": png, "wall_ms": wall.as_secs_f64() * 1e3});
     }
-    let path = out.write_report(&report)?;
-    eprintln!(
-        "{} rounds, {} model calls, {:.1} ms; wrote {} output(s) and {}",
-        run.summary.rounds,
-        run.summary.model_calls,
-        run.wall.as_secs_f64() * 1e3,
-        run.outputs.len(),
-        path.display()
-    );
-    Ok(())
+    Ok(report)
 }
 
 /// The solver the arguments select.
@@ -224,26 +349,19 @@ fn expected_rounds(init: Option<&InitSequence>, stop: &StopRule, steps: usize) -
     }
 }
 
-/// A finished sampling run.
-struct SampleRun {
-    sampler: &'static str,
-    outputs: Vec<Output<CpuLatent>>,
-    summary: chords::RunSummary,
-    wall: Duration,
-}
-
-/// Runs CHORDS (with `init`) or the sequential solve, with a progress bar on stderr.
-fn sample(
-    backend: &CpuBackend,
-    model: &GaussianMixture,
+/// Runs CHORDS (with `init`) or the sequential solve with a progress bar on stderr, then
+/// downloads the outputs (outside the timed part).
+fn sample<B: Backend, M: Model<B>>(
+    backend: &B,
+    model: &M,
     solver: Arc<dyn Solver>,
     init: Option<&InitSequence>,
     x0: &[f32],
     options: &RunOptions,
     expected_rounds: usize,
-) -> Result<SampleRun> {
+) -> Result<HostRun> {
     let x0 = backend.upload(0, x0)?;
-    let mut sampler: Box<dyn Sampler<CpuBackend>> = match init {
+    let mut sampler: Box<dyn Sampler<B>> = match init {
         Some(init) => Box::new(Chords::new(solver, init.clone(), x0)?),
         None => Box::new(Sequential::new(solver, x0)),
     };
@@ -272,10 +390,23 @@ fn sample(
     );
     let wall = started.elapsed();
     bar.finish_and_clear();
-    Ok(SampleRun {
+    let summary = summary?;
+    let outputs = outputs
+        .into_iter()
+        .map(|o| {
+            Ok((
+                o.position,
+                o.core,
+                o.round,
+                o.speedup,
+                backend.download(&o.latent)?,
+            ))
+        })
+        .collect::<Result<_>>()?;
+    Ok(HostRun {
         sampler: sampler.name(),
         outputs,
-        summary: summary?,
+        summary,
         wall,
     })
 }

@@ -5,8 +5,23 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn chords(args: &[&str]) -> Output {
+    chords_with_env(args, &[])
+}
+
+/// Runs `chords` with extra environment variables. Mesa's lavapipe complains on stderr when
+/// XDG_RUNTIME_DIR is unset, so every run gets a private one.
+fn chords_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let xdg = std::env::temp_dir().join(format!("chords-cli-xdg-{}", std::process::id()));
+    fs::create_dir_all(&xdg).expect("runtime dir");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&xdg, fs::Permissions::from_mode(0o700)).expect("chmod");
+    }
     Command::new(env!("CARGO_BIN_EXE_chords"))
         .args(args)
+        .env("XDG_RUNTIME_DIR", &xdg)
+        .envs(env.iter().copied())
         .output()
         .expect("the chords binary runs")
 }
@@ -184,7 +199,11 @@ fn default_stop_is_the_fastest_hit_and_sequential_works() {
 
 /// Runs `args`, expects exit code 2 and one `error:` line containing every `needles`.
 fn assert_refused(args: &[&str], needles: &[&str]) {
-    let out = chords(args);
+    assert_refused_with_env(args, &[], needles);
+}
+
+fn assert_refused_with_env(args: &[&str], env: &[(&str, &str)], needles: &[&str]) {
+    let out = chords_with_env(args, env);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
         out.status.code(),
@@ -357,4 +376,109 @@ fn an_existing_report_or_input_is_never_overwritten() {
         &["refusing to overwrite input file"],
     );
     assert_eq!(fs::read(&x0).expect("x0"), original);
+}
+
+/// Whether a wgpu adapter exists; under `CI=true` one must (lavapipe is installed by `.ci/run`).
+fn adapter_available() -> bool {
+    let out = chords(&["adapters"]);
+    let found =
+        out.status.success() && !String::from_utf8_lossy(&out.stdout).contains("no wgpu adapter");
+    if !found {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI=true but no wgpu adapter was found"
+        );
+        eprintln!("skipping: no wgpu adapter");
+    }
+    found
+}
+
+#[test]
+fn render_on_wgpu_reports_adapters_and_bytes() {
+    if !adapter_available() {
+        return;
+    }
+    let dir = scratch("wgpu");
+    let out = chords(&[
+        "render",
+        "--backend",
+        "wgpu",
+        "--devices",
+        "per-core",
+        "--steps",
+        "12",
+        "--cores",
+        "4",
+        "--stop",
+        "all",
+        "--reference",
+        "--out",
+        dir.to_str().expect("utf-8"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = report(&dir);
+    assert_eq!(r["backend"], "wgpu");
+    let adapters = r["adapters"].as_array().expect("adapters");
+    assert_eq!(adapters.len(), 4, "one device per core: {adapters:?}");
+    assert!(
+        adapters
+            .iter()
+            .all(|a| a["name"].as_str().is_some_and(|n| !n.is_empty()))
+    );
+    // x0 up, 5 outputs down, the reference's x0 up and output down, plus the spawns and
+    // rectifications between devices.
+    assert!(r["bytes_transferred"].as_u64().expect("bytes") > 9 * 3 * 32 * 32 * 4);
+    let hits = r["hits"].as_array().expect("hits");
+    assert!(
+        hits.iter()
+            .all(|h| h["rmse_vs_sequential"].as_f64().is_some_and(|e| e < 0.05))
+    );
+    assert_eq!(hits[3]["rmse_vs_sequential"], 0.0);
+}
+
+#[test]
+fn wgpu_without_a_matching_adapter_is_refused() {
+    let dir = scratch("no-adapter");
+    let out = dir.join("out");
+    let out = out.to_str().expect("utf-8");
+    // No Vulkan driver and only the Vulkan backend: nothing to find.
+    let none = [
+        ("WGPU_BACKEND", "vulkan"),
+        ("VK_ICD_FILENAMES", "/nonexistent.json"),
+    ];
+    assert_refused_with_env(
+        &["render", "--backend", "wgpu", "--out", out],
+        &none,
+        &["no usable wgpu adapter", "Vulkan"],
+    );
+    let fallback = chords_with_env(
+        &["render", "--backend", "auto", "--cores", "4", "--out", out],
+        &none,
+    );
+    assert!(
+        fallback.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fallback.stderr)
+    );
+    assert!(String::from_utf8_lossy(&fallback.stderr).contains("running on the CPU"));
+    assert_eq!(report(&dir.join("out"))["backend"], "cpu");
+    if adapter_available() {
+        assert_refused(
+            &[
+                "render",
+                "--backend",
+                "wgpu",
+                "--adapters",
+                "no-such-gpu",
+                "--out",
+                out,
+            ],
+            &["no-such-gpu", "found 0:"],
+        );
+    }
 }

@@ -1,0 +1,69 @@
+//! Storage buffers recycled per device.
+//!
+//! Every engine operation produces a new latent, so a run allocates a buffer per step. A
+//! freshly created wgpu buffer must also be zero-filled before first use, which doubles the
+//! memory traffic of a step. Buffers therefore go back to their device's free list when
+//! their last handle drops, and later allocations of the same size reuse them. Reuse is safe:
+//! all work on a device goes through one queue, and wgpu orders a later submission's writes
+//! after an earlier submission's reads of the same buffer.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Free buffers kept per size; beyond this, dropped buffers are released to wgpu.
+const KEEP_PER_SIZE: usize = 64;
+
+/// A device's free buffers, by size in bytes.
+#[derive(Debug, Default)]
+pub(crate) struct FreeList(Mutex<HashMap<u64, Vec<wgpu::Buffer>>>);
+
+impl FreeList {
+    /// A free buffer of exactly `size` bytes, if one is kept.
+    pub(crate) fn take(&self, size: u64) -> Option<wgpu::Buffer> {
+        self.0.lock().ok()?.get_mut(&size)?.pop()
+    }
+
+    fn put(&self, buffer: wgpu::Buffer) {
+        if let Ok(mut free) = self.0.lock() {
+            let list = free.entry(buffer.size()).or_default();
+            if list.len() < KEEP_PER_SIZE {
+                list.push(buffer);
+            }
+        }
+    }
+}
+
+/// A storage buffer that returns to its device's [`FreeList`] when dropped.
+#[derive(Debug)]
+pub struct GpuBuffer {
+    buffer: Option<wgpu::Buffer>,
+    free: Arc<FreeList>,
+}
+
+impl GpuBuffer {
+    pub(crate) fn new(buffer: wgpu::Buffer, free: Arc<FreeList>) -> Self {
+        Self {
+            buffer: Some(buffer),
+            free,
+        }
+    }
+}
+
+impl std::ops::Deref for GpuBuffer {
+    type Target = wgpu::Buffer;
+
+    fn deref(&self) -> &wgpu::Buffer {
+        // Only `drop` takes the buffer out.
+        self.buffer
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("buffer taken before drop"))
+    }
+}
+
+impl Drop for GpuBuffer {
+    fn drop(&mut self) {
+        if let Some(buffer) = self.buffer.take() {
+            self.free.put(buffer);
+        }
+    }
+}
