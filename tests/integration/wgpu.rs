@@ -234,3 +234,31 @@ fn a_latent_beyond_the_buffer_limit_is_refused_before_any_work() {
     assert!(err.to_string().contains(&pool.gpus()[0].describe()));
     pool.check_latent(1 << 20).unwrap();
 }
+
+#[test]
+fn a_host_application_device_is_used_as_is() {
+    // The host (a game, say) already has a device; the pool must use it, not create one.
+    let Some(probe) = pool(1, DeviceSharing::PerAdapter) else {
+        return;
+    };
+    let info = probe.gpus()[0].info().clone();
+    let instance = chords_wgpu::wgpu::Instance::new(
+        chords_wgpu::wgpu::InstanceDescriptor::new_without_display_handle(),
+    );
+    let adapter = pollster::block_on(instance.enumerate_adapters(info.backend.into()))
+        .into_iter()
+        .find(|a| a.get_info().name == info.name)
+        .unwrap();
+    let (device, queue) = pollster::block_on(adapter.request_device(&Default::default())).unwrap();
+    let pool = Arc::new(DevicePool::from_device(device.clone(), queue, info, 3).unwrap());
+    assert_eq!(pool.gpus().len(), 1);
+    assert_eq!(pool.gpus()[0].device(), &device);
+    let gpu = WgpuBackend::new(pool);
+    let model = GpuMixture::new(&gpu, &demo_model()).unwrap();
+    let x0 = noise::gaussian(2, 3 * 32 * 32);
+    let on_host_device = sample(&gpu, &model, Some("0-3-6"), &x0, 12);
+    let on_cpu = sample(&CpuBackend, &demo_model(), Some("0-3-6"), &x0, 12);
+    for ((key, g), (_, c)) in on_host_device.iter().zip(&on_cpu) {
+        assert!(max_abs(g, c) < 1e-4, "{key:?}");
+    }
+}
