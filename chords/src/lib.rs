@@ -11,6 +11,8 @@
 //! * [`solver`]: one-step jumps as coefficient pairs ([`Euler`], [`Ddim`]);
 //! * [`init`]: initialisation sequences and their output schedule;
 //! * [`sampler`]: [`Chords`] and [`Sequential`] as pure state machines;
+//! * the baselines [`Paradigms`] (sliding-window Picard iteration) and [`Srds`] (pipelined
+//!   Parareal), behind the same [`Sampler`] API (`BASELINES.md`);
 //! * [`run()`]: the executor loop with one worker thread per core;
 //! * [`backend`]: the [`Backend`] trait (one fused linear-combination primitive) and
 //!   [`CpuBackend`];
@@ -57,7 +59,7 @@ pub use init::{InitError, InitSequence, InitStrategy, Plan, PlannedHit};
 pub use mixture::GaussianMixture;
 pub use model::{Model, ModelError};
 pub use run::{RunOptions, RunSummary, StopReason, residual, run};
-pub use sampler::{Chords, Event, Output, Request, Sampler, Sequential};
+pub use sampler::{Chords, Event, Output, Paradigms, Request, Sampler, Sequential, Srds};
 pub use schedule::{BetaSchedule, FlowSchedule, Spacing, Timestep, VpSchedule};
 pub use solver::{Ddim, Euler, Jump, Prediction, Solver};
 pub use stop::StopRule;

@@ -7,10 +7,14 @@
 //! [`run`](crate::run) is the standard executor loop.
 
 mod chords;
+mod paradigms;
 mod sequential;
+mod srds;
 
 pub use chords::Chords;
+pub use paradigms::{MIN_VARIANCE, Paradigms, step_variance};
 pub use sequential::Sequential;
+pub use srds::Srds;
 
 use crate::backend::Backend;
 use crate::error::Result;
