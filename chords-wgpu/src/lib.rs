@@ -9,7 +9,8 @@
 //!   application's own device ([`DevicePool::from_device`]);
 //! * [`WgpuBackend`]: the [`chords::Backend`] on a pool, counting the bytes it moves;
 //! * [`GpuMixture`]: the Gaussian-mixture model as WGSL kernels;
-//! * [`WgpuBackend::preview`]: a latent to RGBA8 pixels on the device.
+//! * [`WgpuBackend::preview`]: a latent to RGBA8 pixels on the device;
+//! * [`emoji`]: the built-in neural model (a burn UNet), its data set and its training.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -30,6 +31,7 @@
 
 mod backend;
 mod buffers;
+pub mod emoji;
 mod error;
 mod kernels;
 mod mixture;

@@ -1,6 +1,7 @@
 //! The denoiser abstraction: one required method, called once per core per round.
 
 use crate::backend::Backend;
+use crate::sampler::Request;
 use crate::schedule::Timestep;
 
 /// A denoiser (diffusion or flow-matching network, or an analytic model) on backend `B`.
@@ -11,14 +12,46 @@ use crate::schedule::Timestep;
 /// which core makes the call, so a model that holds one copy of its weights per device can
 /// pick the right one; the input latent already lives on that core. What the output means
 /// (velocity, ε, v, x0) must match the solver's [`Prediction`](crate::Prediction).
+///
+/// A model that runs best on stacked inputs (a neural network on one device) returns `true`
+/// from [`batches`](Model::batches) and implements [`evaluate_batch`](Model::evaluate_batch):
+/// [`run`](crate::run) then hands it a round's calls in one go instead of spreading them
+/// over threads.
 pub trait Model<B: Backend>: Send + Sync {
     /// The model output at `x`, a point at timestep `t`, on core `core`.
     fn evaluate(&self, core: usize, x: &B::Latent, t: &Timestep) -> Result<B::Latent, ModelError>;
+
+    /// The outputs for several requests at once, in order. The default evaluates them one by one.
+    fn evaluate_batch(
+        &self,
+        requests: &[Request<B::Latent>],
+    ) -> Vec<Result<B::Latent, ModelError>> {
+        requests
+            .iter()
+            .map(|r| self.evaluate(r.core, &r.latent, &r.timestep))
+            .collect()
+    }
+
+    /// Whether a round's calls should go to [`evaluate_batch`](Model::evaluate_batch) together.
+    fn batches(&self) -> bool {
+        false
+    }
 }
 
 impl<B: Backend, M: Model<B> + ?Sized> Model<B> for &M {
     fn evaluate(&self, core: usize, x: &B::Latent, t: &Timestep) -> Result<B::Latent, ModelError> {
         (**self).evaluate(core, x, t)
+    }
+
+    fn evaluate_batch(
+        &self,
+        requests: &[Request<B::Latent>],
+    ) -> Vec<Result<B::Latent, ModelError>> {
+        (**self).evaluate_batch(requests)
+    }
+
+    fn batches(&self) -> bool {
+        (**self).batches()
     }
 }
 

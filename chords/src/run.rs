@@ -14,7 +14,9 @@ use crate::stop::StopRule;
 /// How to run a sampler.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunOptions {
-    /// Worker threads for model calls; 0 means one per core. 1 runs calls inline.
+    /// Worker threads for model calls; 0 means one per core ([`Sampler::cores`]). 1 runs
+    /// calls inline. Ignored
+    /// for a model that [batches](Model::batches): its calls run as one batch.
     pub threads: usize,
     /// When to stop.
     pub stop: StopRule,
@@ -63,9 +65,28 @@ where
 {
     options.stop.validate(sampler.max_hits())?;
     let workers = match options.threads {
-        0 => sampler.max_hits(),
+        0 => sampler.cores(),
         n => n,
     };
+    if model.batches() {
+        return drive(sampler, backend, options, on_event, &mut |requests| {
+            let outputs = catch_unwind(AssertUnwindSafe(|| model.evaluate_batch(requests)))
+                .unwrap_or_else(|_| {
+                    requests
+                        .iter()
+                        .map(|_| Err(ModelError::new("the model panicked")))
+                        .collect()
+                });
+            if outputs.len() != requests.len() {
+                return Err(Error::Internal(format!(
+                    "evaluate_batch returned {} outputs for {} requests",
+                    outputs.len(),
+                    requests.len()
+                )));
+            }
+            Ok(outputs)
+        });
+    }
     if workers <= 1 {
         return drive(sampler, backend, options, on_event, &mut |requests| {
             Ok(requests.iter().map(|r| call(model, r)).collect())
@@ -346,5 +367,74 @@ mod tests {
                 .map_or(10, |i| 8 + i);
             assert_eq!(chords_run(StopRule::Residual(tau)).0, expected, "tau {tau}");
         }
+    }
+
+    /// The mixture, asking to be called once per round with all of the round's points.
+    struct Batched(GaussianMixture, std::sync::atomic::AtomicUsize);
+
+    impl Model<CpuBackend> for Batched {
+        fn evaluate(
+            &self,
+            core: usize,
+            x: &crate::CpuLatent,
+            t: &crate::Timestep,
+        ) -> Result<crate::CpuLatent, ModelError> {
+            self.0.evaluate(core, x, t)
+        }
+
+        fn evaluate_batch(
+            &self,
+            requests: &[Request<crate::CpuLatent>],
+        ) -> Vec<Result<crate::CpuLatent, ModelError>> {
+            self.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            requests
+                .iter()
+                .map(|r| self.0.evaluate(r.core, &r.latent, &r.timestep))
+                .collect()
+        }
+
+        fn batches(&self) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn a_batching_model_gets_one_call_per_round_and_the_same_outputs() {
+        let mixture = GaussianMixture::new(
+            vec![0.5, -0.5, 0.2, 0.1],
+            vec![2, 2],
+            0.2,
+            Prediction::Velocity,
+        )
+        .unwrap();
+        let solver = Arc::new(Euler::new(FlowSchedule::new(10, 1.0).unwrap()));
+        let hits = |model: &dyn Model<CpuBackend>| {
+            let x0 = CpuBackend.upload(0, &[0.3, -1.2]).unwrap();
+            let mut sampler = Chords::new(
+                solver.clone(),
+                InitSequence::parse("0-2-4-6", 10).unwrap(),
+                x0,
+            )
+            .unwrap();
+            let mut hits = Vec::new();
+            let options = RunOptions {
+                threads: 0,
+                stop: StopRule::All,
+            };
+            let summary = run(&mut sampler, &CpuBackend, model, &options, &mut |e| {
+                if let Event::Hit(h) = e {
+                    hits.push(h.latent.clone());
+                }
+            })
+            .unwrap();
+            (summary, hits)
+        };
+        let batched = Batched(mixture.clone(), Default::default());
+        let (summary, with_batches) = hits(&batched);
+        assert_eq!(
+            batched.1.load(std::sync::atomic::Ordering::Relaxed),
+            summary.rounds
+        );
+        assert_eq!(hits(&mixture).1, with_batches);
     }
 }

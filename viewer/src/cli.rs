@@ -22,6 +22,10 @@ pub enum Command {
     Render(RenderArgs),
     /// List the wgpu adapters this machine offers.
     Adapters,
+    /// Fetch and prepare the emoji training data.
+    Data(crate::data::DataArgs),
+    /// Train the emoji model.
+    Train(crate::train::TrainArgs),
 }
 
 /// Steps, cores and the initialisation sequence (shared by `plan` and `render`).
@@ -84,6 +88,8 @@ pub enum SolverKind {
 pub enum ModelKind {
     /// The exact denoiser of a Gaussian mixture (--means, --sigma-data).
     Mixture,
+    /// The emoji flow-matching network (--weights, --class, --guidance).
+    Emoji,
 }
 
 /// Backends.
@@ -144,6 +150,15 @@ pub struct RenderArgs {
     /// The model.
     #[arg(long, value_enum, default_value_t = ModelKind::Mixture)]
     pub model: ModelKind,
+    /// Emoji class: smileys, people, animals, food, travel, activities, objects, symbols, flags.
+    #[arg(long, default_value = "smileys")]
+    pub class: String,
+    /// Classifier-free guidance scale of the emoji model (1: none).
+    #[arg(long, default_value_t = 2.0, allow_negative_numbers = true)]
+    pub guidance: f32,
+    /// Emoji weights file (burnpack, written by `chords train`).
+    #[arg(long, value_name = "FILE")]
+    pub weights: Option<PathBuf>,
     /// Mixture means, a float32 .npy of shape (M, C, H, W). Default: 8 built-in 3×32×32 pictures.
     #[arg(long, value_name = "M.npy")]
     pub means: Option<PathBuf>,

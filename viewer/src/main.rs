@@ -3,9 +3,12 @@
 //! Every failure prints one line `error: …` on stderr and exits with code 2.
 
 mod cli;
+mod data;
 mod files;
 mod plan;
+mod plot;
 mod render;
+mod train;
 
 use std::process::ExitCode;
 
@@ -42,6 +45,8 @@ fn main() -> ExitCode {
     let result = match args.command {
         cli::Command::Plan(a) => plan::run(&a),
         cli::Command::Render(a) => render::run(&a),
+        cli::Command::Data(a) => data::run(&a),
+        cli::Command::Train(a) => train::run(&a),
         cli::Command::Adapters => {
             let adapters =
                 chords_wgpu::list_adapters(chords_wgpu::wgpu::Backends::all().with_env());

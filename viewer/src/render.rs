@@ -11,13 +11,14 @@ use chords::{
     InitSequence, Model, Prediction, RunOptions, RunSummary, Sampler, Sequential, Solver, Spacing,
     StopReason, StopRule, VpSchedule,
 };
+use chords_wgpu::emoji::EmojiModel;
 use chords_wgpu::{DevicePool, DeviceSharing, GpuMixture, PoolOptions, WgpuBackend, WgpuError};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 
 use crate::cli::{
-    BackendKind, BetasKind, DevicesKind, PredictionKind, RenderArgs, SamplerKind, SolverKind,
-    SpacingKind,
+    BackendKind, BetasKind, DevicesKind, ModelKind, PredictionKind, RenderArgs, SamplerKind,
+    SolverKind, SpacingKind,
 };
 use crate::files::OutDir;
 use crate::plan;
@@ -25,7 +26,7 @@ use crate::plan;
 /// Everything a run needs, validated before any work starts or any file is written.
 struct Job {
     solver: Arc<dyn Solver>,
-    model: GaussianMixture,
+    model: ModelChoice,
     latent_shape: Vec<usize>,
     x0: Vec<f32>,
     init: Option<InitSequence>,
@@ -35,15 +36,66 @@ struct Job {
     reference: bool,
 }
 
+/// The model a run samples from.
+enum ModelChoice {
+    Mixture(GaussianMixture),
+    Emoji(EmojiModel),
+}
+
+impl ModelChoice {
+    fn describe(&self, args: &RenderArgs) -> Value {
+        match self {
+            Self::Mixture(m) => {
+                json!({"name": "mixture", "components": m.components(), "sigma_data": m.sigma_data()})
+            }
+            Self::Emoji(_) => {
+                json!({"name": "emoji", "class": args.class, "guidance": args.guidance})
+            }
+        }
+    }
+}
+
+/// The emoji model with the arguments' weights, class and guidance, on burn-ndarray.
+fn emoji_model(args: &RenderArgs) -> Result<EmojiModel> {
+    let class = chords_wgpu::emoji::class_index(&args.class).map_err(anyhow::Error::msg)?;
+    let device = chords_wgpu::emoji::cpu_device();
+    // No weights ship yet (see assets/emoji/README.md): train them with `chords train`.
+    let Some(path) = &args.weights else {
+        bail!(
+            "--model emoji needs --weights FILE (train them with `chords data` and `chords train`)"
+        );
+    };
+    let model = EmojiModel::load(path, &device)?;
+    Ok(model.with_class(class)?.with_guidance(args.guidance)?)
+}
+
 /// Runs `chords render`.
 pub fn run(args: &RenderArgs) -> Result<()> {
     let stop: StopRule = args.stop.parse()?;
     let solver = solver(args)?;
-    let (means, means_shape) = load_means(args)?;
-    let latent_shape = means_shape[1..].to_vec();
+    let model = match args.model {
+        ModelKind::Mixture => {
+            let (means, means_shape) = load_means(args)?;
+            let model =
+                GaussianMixture::new(means, means_shape, args.sigma_data, solver.prediction())
+                    .context("invalid mixture model")?;
+            ModelChoice::Mixture(model)
+        }
+        ModelKind::Emoji => {
+            if args.means.is_some() {
+                bail!("--means belongs to --model mixture");
+            }
+            if args.solver != SolverKind::Euler {
+                bail!("the emoji model is a flow-matching model: use --solver euler");
+            }
+            ModelChoice::Emoji(emoji_model(args)?)
+        }
+    };
+    let latent_shape = match &model {
+        ModelChoice::Mixture(m) => m.latent_shape().to_vec(),
+        ModelChoice::Emoji(_) => chords_wgpu::emoji::SHAPE.to_vec(),
+    };
     let x0 = initial_noise(args, &latent_shape)?;
-    let model = GaussianMixture::new(means, means_shape, args.sigma_data, solver.prediction())
-        .context("invalid mixture model")?;
     let init = match args.sampler {
         SamplerKind::Chords => Some(plan::sequence(&args.schedule)?),
         SamplerKind::Sequential => None,
@@ -69,9 +121,16 @@ pub fn run(args: &RenderArgs) -> Result<()> {
     };
     if let Some(pool) = &pool {
         pool.check_latent(x0.len())?;
-        pool.gpus()
-            .iter()
-            .try_for_each(|g| g.check_size("the mixture means", model.means().len() as u64 * 4))?;
+        match &model {
+            ModelChoice::Mixture(m) => pool
+                .gpus()
+                .iter()
+                .try_for_each(|g| g.check_size("the mixture means", m.means().len() as u64 * 4))?,
+            ModelChoice::Emoji(_) => bail!(
+                "the emoji model runs with --backend cpu (burn-ndarray) for now; \
+                 sharing the pool's wgpu device with burn-wgpu is not wired yet"
+            ),
+        }
     }
     let inputs: Vec<&Path> = args
         .means
@@ -94,12 +153,18 @@ pub fn run(args: &RenderArgs) -> Result<()> {
 
     let (result, device) = match pool {
         None => (
-            execute(&CpuBackend, &job.model, &job)?,
+            match &job.model {
+                ModelChoice::Mixture(m) => execute(&CpuBackend, m, &job)?,
+                ModelChoice::Emoji(m) => execute(&CpuBackend, m, &job)?,
+            },
             json!({"adapters": [], "bytes_transferred": 0}),
         ),
         Some(pool) => {
             let backend = WgpuBackend::new(pool.clone());
-            let model = GpuMixture::new(&backend, &job.model)?;
+            let ModelChoice::Mixture(mixture) = &job.model else {
+                bail!("the emoji model runs with --backend cpu");
+            };
+            let model = GpuMixture::new(&backend, mixture)?;
             let result = execute(&backend, &model, &job)?;
             let adapters: Vec<Value> = pool
                 .gpus()
@@ -238,7 +303,7 @@ fn write_outputs(
     let run = &result.run;
     let mut report = json!({
         "sampler": run.sampler,
-        "model": "mixture",
+        "model": job.model.describe(args),
         "solver": format!("{:?}", args.solver).to_lowercase(),
         "steps": args.schedule.steps,
         "cores": job.cores,

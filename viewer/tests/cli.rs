@@ -311,6 +311,27 @@ fn bad_input_is_one_line_and_exit_code_2() {
             vec!["plan".into(), "--cores".into(), "many".into()],
             vec!["many"],
         ),
+        (r(&["--model", "emoji"]), vec!["--weights"]),
+        (
+            r(&[
+                "--model",
+                "emoji",
+                "--class",
+                "dragons",
+                "--weights",
+                &d("text.npy"),
+            ]),
+            vec!["dragons", "smileys, people"],
+        ),
+        (
+            r(&["--model", "emoji", "--weights", &d("missing.bpk")]),
+            vec!["missing.bpk"],
+        ),
+        (
+            r(&["--model", "emoji", "--weights", &d("text.npy")]),
+            vec!["text.npy", "cannot load emoji weights"],
+        ),
+        (r(&["--model", "emoji", "--means", &means]), vec!["--means"]),
     ];
     for (args, needles) in &cases {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();

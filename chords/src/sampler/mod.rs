@@ -109,6 +109,11 @@ pub trait Sampler<B: Backend> {
     fn steps(&self) -> usize;
     /// How many outputs the stream can hold, preview excluded.
     fn max_hits(&self) -> usize;
+    /// The most model calls a round makes (the cores in use); [`run`](crate::run) starts one
+    /// worker thread per core by default.
+    fn cores(&self) -> usize {
+        self.max_hits()
+    }
     /// Rounds completed so far.
     fn rounds(&self) -> usize;
     /// The model calls of the next round; empty once the sampler has finished.

@@ -235,6 +235,10 @@ impl<B: Backend> Sampler<B> for Paradigms<B> {
         1
     }
 
+    fn cores(&self) -> usize {
+        self.window
+    }
+
     fn rounds(&self) -> usize {
         self.round
     }

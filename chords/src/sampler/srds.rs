@@ -356,6 +356,10 @@ impl<B: Backend> Sampler<B> for Srds<B> {
         1
     }
 
+    fn cores(&self) -> usize {
+        self.cores
+    }
+
     fn rounds(&self) -> usize {
         self.round
     }

@@ -1,0 +1,231 @@
+//! The built-in neural model: a small class-conditional flow-matching UNet for 32×32 emoji,
+//! trained by this project (`chords data`, `chords train`), hosted on burn.
+//!
+//! [`EmojiModel`] wraps the network as a [`chords::Model`] on the CPU backend, with
+//! classifier-free guidance. It [batches](chords::Model::batches): a round's calls from all
+//! cores are stacked into one forward pass, the way to use one device for several cores.
+
+mod classes;
+mod net;
+pub mod train;
+
+use std::path::Path;
+
+use burn::module::Module;
+use burn::store::ModuleRecord;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use chords::{CpuBackend, CpuLatent, Model, ModelError, Request, Timestep};
+
+pub use classes::{CLASSES, NULL_CLASS, category_index, class_index};
+pub use net::EmojiNet;
+
+/// Elements of one emoji latent (3×32×32).
+pub const NUMEL: usize = 3 * 32 * 32;
+/// Shape of one emoji latent.
+pub const SHAPE: [usize; 3] = [3, 32, 32];
+
+/// Loading or running the emoji model failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EmojiError {
+    /// The weights could not be read or do not fit the network.
+    #[error("cannot load emoji weights from {source_name}: {reason}")]
+    Weights {
+        /// The file (or "built-in weights").
+        source_name: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// Bad input shapes or values.
+    #[error("{0}")]
+    Input(String),
+}
+
+/// The emoji network with a class and a guidance scale, ready to sample.
+#[derive(Debug)]
+pub struct EmojiModel {
+    net: EmojiNet,
+    device: Device,
+    class: usize,
+    guidance: f32,
+    batched: bool,
+}
+
+impl EmojiModel {
+    /// The network on `device` with weights from burnpack `bytes` (as written by `chords train`).
+    pub fn from_bytes(
+        bytes: Vec<u8>,
+        source_name: &str,
+        device: &Device,
+    ) -> Result<Self, EmojiError> {
+        let bad = |reason: String| EmojiError::Weights {
+            source_name: source_name.into(),
+            reason,
+        };
+        let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
+            .map_err(|e| bad(e.to_string()))?;
+        let net = EmojiNet::new(CLASSES.len(), device)
+            .try_load_record(record)
+            .map_err(|e| bad(e.to_string()))?;
+        Ok(Self {
+            net,
+            device: device.clone(),
+            class: 0,
+            guidance: 2.0,
+            batched: true,
+        })
+    }
+
+    /// The network with weights from a file.
+    pub fn load(path: &Path, device: &Device) -> Result<Self, EmojiError> {
+        let bytes = std::fs::read(path).map_err(|e| EmojiError::Weights {
+            source_name: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Self::from_bytes(bytes, &path.display().to_string(), device)
+    }
+
+    /// Wraps a network (e.g. one being trained).
+    pub fn from_net(net: EmojiNet, device: &Device) -> Self {
+        Self {
+            net,
+            device: device.clone(),
+            class: 0,
+            guidance: 2.0,
+            batched: true,
+        }
+    }
+
+    /// Samples of class `class` (an index into [`CLASSES`]).
+    pub fn with_class(mut self, class: usize) -> Result<Self, EmojiError> {
+        if class >= CLASSES.len() {
+            return Err(EmojiError::Input(format!(
+                "class index {class} out of range 0..{}",
+                CLASSES.len()
+            )));
+        }
+        self.class = class;
+        Ok(self)
+    }
+
+    /// Classifier-free guidance scale (1: plain conditional, 0: unconditional).
+    pub fn with_guidance(mut self, guidance: f32) -> Result<Self, EmojiError> {
+        if !guidance.is_finite() {
+            return Err(EmojiError::Input(format!(
+                "guidance must be finite, got {guidance}"
+            )));
+        }
+        self.guidance = guidance;
+        Ok(self)
+    }
+
+    /// Whether a round's calls run as one stacked forward pass (default) or one pass each.
+    pub fn with_batching(mut self, batched: bool) -> Self {
+        self.batched = batched;
+        self
+    }
+
+    /// The network.
+    pub fn net(&self) -> &EmojiNet {
+        &self.net
+    }
+
+    /// Guided velocities for several latents at noise levels `sigmas`, in one forward pass.
+    pub fn velocities(
+        &self,
+        latents: &[&[f32]],
+        sigmas: &[f64],
+    ) -> Result<Vec<Vec<f32>>, EmojiError> {
+        let b = latents.len();
+        if b == 0 {
+            return Ok(Vec::new());
+        }
+        if sigmas.len() != b || latents.iter().any(|l| l.len() != NUMEL) {
+            return Err(EmojiError::Input(format!(
+                "the emoji model takes latents of {NUMEL} elements (3×32×32)"
+            )));
+        }
+        // Conditional and (unless guidance is 1) unconditional halves of one batch.
+        let guided = self.guidance != 1.0;
+        let copies = if guided { 2 } else { 1 };
+        let mut x = Vec::with_capacity(copies * b * NUMEL);
+        let mut sigma = Vec::with_capacity(copies * b);
+        let mut class = Vec::with_capacity(copies * b);
+        for copy in 0..copies {
+            for (l, s) in latents.iter().zip(sigmas) {
+                x.extend_from_slice(l);
+                sigma.push(*s as f32);
+                class.push(if copy == 0 {
+                    self.class as i64
+                } else {
+                    NULL_CLASS as i64
+                });
+            }
+        }
+        let n = copies * b;
+        let x = Tensor::<4>::from_data(TensorData::new(x, [n, 3, 32, 32]), &self.device);
+        let sigma = Tensor::<1>::from_data(TensorData::new(sigma, [n]), &self.device);
+        let class = Tensor::<1, Int>::from_data(TensorData::new(class, [n]), &self.device);
+        let v = self.net.forward(x, sigma, class);
+        let v = if guided {
+            let cond = v.clone().slice(0..b);
+            let uncond = v.slice(b..n);
+            uncond.clone() + (cond - uncond).mul_scalar(self.guidance)
+        } else {
+            v
+        };
+        let data: Vec<f32> = v
+            .into_data()
+            .try_to_vec()
+            .map_err(|e| EmojiError::Input(format!("{e:?}")))?;
+        Ok(data.chunks_exact(NUMEL).map(<[f32]>::to_vec).collect())
+    }
+}
+
+impl Model<CpuBackend> for EmojiModel {
+    fn evaluate(&self, _core: usize, x: &CpuLatent, t: &Timestep) -> Result<CpuLatent, ModelError> {
+        let mut v = self
+            .velocities(&[x.as_slice()], &[t.t])
+            .map_err(|e| ModelError::new(e.to_string()))?;
+        v.pop()
+            .map(CpuLatent::from)
+            .ok_or_else(|| ModelError::new("the emoji model returned nothing"))
+    }
+
+    fn evaluate_batch(
+        &self,
+        requests: &[Request<CpuLatent>],
+    ) -> Vec<Result<CpuLatent, ModelError>> {
+        let latents: Vec<&[f32]> = requests.iter().map(|r| r.latent.as_slice()).collect();
+        let sigmas: Vec<f64> = requests.iter().map(|r| r.timestep.t).collect();
+        match self.velocities(&latents, &sigmas) {
+            Ok(v) => v.into_iter().map(|v| Ok(CpuLatent::from(v))).collect(),
+            Err(e) => requests
+                .iter()
+                .map(|_| Err(ModelError::new(e.to_string())))
+                .collect(),
+        }
+    }
+
+    fn batches(&self) -> bool {
+        self.batched
+    }
+}
+
+/// The network's weights as burnpack bytes.
+pub fn to_bytes(net: EmojiNet) -> Result<Vec<u8>, EmojiError> {
+    let bad = |e: burn::store::RecordError| EmojiError::Weights {
+        source_name: "the network".into(),
+        reason: e.to_string(),
+    };
+    Ok(net.into_record().into_bytes().map_err(bad)?.to_vec())
+}
+
+/// The CPU device the emoji model runs and trains on: burn-ndarray (about 5 GFLOP/s for
+/// its convolutions on 2 cores).
+#[allow(
+    deprecated,
+    reason = "burn 0.22 deprecates ndarray in favour of flex; ndarray is what we measured and ship"
+)]
+pub fn cpu_device() -> Device {
+    Device::ndarray()
+}

@@ -1,0 +1,151 @@
+//! `chords train`: train the emoji model on the data `chords data` prepared.
+//!
+//! Checkpoints (`model.bpk`, `optim.bpk`, `state.txt`) go to `--checkpoint` every
+//! `--save-every` steps and at the end; `--resume` continues a run exactly. `loss.csv` and
+//! `loss.svg` record the training loss (mean over each interval) and the held-out loss.
+
+use std::fs;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use chords_wgpu::emoji::train::{Dataset, TrainConfig, Trainer};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::plot;
+
+/// Arguments of `chords train`.
+#[derive(Debug, clap::Args)]
+pub struct TrainArgs {
+    /// Directory with images.npy and labels.npy (from `chords data`).
+    #[arg(long, default_value = "data/emoji")]
+    pub data: PathBuf,
+    /// Checkpoint directory.
+    #[arg(long, default_value = "out/train")]
+    pub checkpoint: PathBuf,
+    /// Continue the run in --checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// Train until this many steps in all.
+    #[arg(long, default_value_t = 2000)]
+    pub steps: usize,
+    /// Pictures per step.
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// Measure the held-out loss every N steps.
+    #[arg(long, default_value_t = 100)]
+    pub eval_every: usize,
+    /// Save a checkpoint every N steps.
+    #[arg(long, default_value_t = 200)]
+    pub save_every: usize,
+    /// Also write the final weights here (e.g. assets/emoji/emoji.bpk).
+    #[arg(long)]
+    pub export: Option<PathBuf>,
+}
+
+/// Runs `chords train`.
+pub fn run(args: &TrainArgs) -> Result<()> {
+    if args.batch == 0 || args.eval_every == 0 || args.save_every == 0 {
+        bail!("--batch, --eval-every and --save-every must be at least 1");
+    }
+    if !(args.lr.is_finite() && args.lr > 0.0) {
+        bail!("--lr must be a positive number, got {}", args.lr);
+    }
+    let data = Dataset::load(&args.data)
+        .with_context(|| format!("run `chords data --out {}` first", args.data.display()))?;
+    let (train, held_out) = data.split(10);
+    let config = TrainConfig {
+        batch: args.batch,
+        learning_rate: args.lr,
+        ..TrainConfig::default()
+    };
+    let device = chords_wgpu::emoji::cpu_device();
+    let has_checkpoint = args.checkpoint.join("state.txt").exists();
+    let mut trainer = match (args.resume, has_checkpoint) {
+        (true, true) => Trainer::resume(config, &device, &args.checkpoint)?,
+        (true, false) => bail!(
+            "--resume: {} holds no checkpoint",
+            args.checkpoint.display()
+        ),
+        (false, true) => bail!(
+            "{} already holds a checkpoint; pass --resume to continue it or choose another --checkpoint",
+            args.checkpoint.display()
+        ),
+        (false, false) => Trainer::new(config, &device),
+    };
+    fs::create_dir_all(&args.checkpoint)?;
+    let log_path = args.checkpoint.join("loss.csv");
+    let mut log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)?;
+    if trainer.steps() == 0 {
+        writeln!(log, "step,train_loss,held_out_loss")?;
+    }
+    eprintln!(
+        "training on {} pictures ({} held out), from step {} to {}",
+        train.len(),
+        held_out.len(),
+        trainer.steps(),
+        args.steps
+    );
+    let bar = ProgressBar::new(args.steps as u64).with_position(trainer.steps() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("train [{bar:30}] {pos}/{len} {msg} ({elapsed}, eta {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let started = Instant::now();
+    let (mut sum, mut count) = (0.0f64, 0usize);
+    while trainer.steps() < args.steps {
+        let loss = trainer.step(&train)?;
+        if !loss.is_finite() {
+            bail!(
+                "training diverged at step {} (loss {loss})",
+                trainer.steps()
+            );
+        }
+        sum += loss as f64;
+        count += 1;
+        bar.set_position(trainer.steps() as u64);
+        bar.set_message(format!("loss {:.4}", sum / count as f64));
+        let step = trainer.steps();
+        if step % args.eval_every == 0 || step == args.steps {
+            let held = trainer.held_out_loss(&held_out)?;
+            writeln!(log, "{step},{:.6},{held:.6}", sum / count as f64)?;
+            log.flush()?;
+            plot::loss_curves(&log_path, &args.checkpoint.join("loss.svg"))?;
+            bar.println(format!(
+                "step {step}: train loss {:.4}, held-out loss {held:.4}",
+                sum / count as f64
+            ));
+            (sum, count) = (0.0, 0);
+        }
+        if step % args.save_every == 0 || step == args.steps {
+            trainer.save(&args.checkpoint)?;
+        }
+    }
+    bar.finish_and_clear();
+    trainer.save(&args.checkpoint)?;
+    let weights = chords_wgpu::emoji::to_bytes(trainer.net())?;
+    let export = args
+        .export
+        .clone()
+        .unwrap_or_else(|| args.checkpoint.join("emoji.bpk"));
+    if let Some(dir) = export.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    fs::write(&export, &weights).with_context(|| format!("cannot write {}", export.display()))?;
+    eprintln!(
+        "trained to step {} in {:.0} s; weights ({} bytes) in {}",
+        trainer.steps(),
+        started.elapsed().as_secs_f64(),
+        weights.len(),
+        export.display()
+    );
+    Ok(())
+}
