@@ -12,19 +12,10 @@
 /// assert!(mean.abs() < 0.1);
 /// ```
 pub fn gaussian(seed: u64, n: usize) -> Vec<f32> {
-    let mut state = seed;
-    let mut next_uniform = move || {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        // 53 random bits in (0, 1]: never 0, so the logarithm below is finite.
-        ((z >> 11) as f64 + 1.0) / (1u64 << 53) as f64
-    };
+    let mut rng = SplitMix64::new(seed);
     let mut out = Vec::with_capacity(n + 1);
     while out.len() < n {
-        let (u1, u2) = (next_uniform(), next_uniform());
+        let (u1, u2) = (rng.uniform(), rng.uniform());
         let r = (-2.0 * u1.ln()).sqrt();
         let theta = std::f64::consts::TAU * u2;
         out.push((r * theta.cos()) as f32);
@@ -32,6 +23,43 @@ pub fn gaussian(seed: u64, n: usize) -> Vec<f32> {
     }
     out.truncate(n);
     out
+}
+
+/// SplitMix64: a small seeded generator whose whole state is one number (so a training
+/// checkpoint can store it).
+///
+/// ```
+/// let mut a = chords::noise::SplitMix64::new(3);
+/// let mut b = chords::noise::SplitMix64::new(a.state());
+/// assert_eq!(a.next_u64(), b.next_u64());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SplitMix64(u64);
+
+impl SplitMix64 {
+    /// A generator starting from `state`.
+    pub fn new(state: u64) -> Self {
+        Self(state)
+    }
+
+    /// The current state (`new(state())` continues the same sequence).
+    pub fn state(&self) -> u64 {
+        self.0
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in (0, 1]: 53 random bits, never 0 (so its logarithm is finite).
+    pub fn uniform(&mut self) -> f64 {
+        ((self.next_u64() >> 11) as f64 + 1.0) / (1u64 << 53) as f64
+    }
 }
 
 #[cfg(test)]

@@ -83,27 +83,11 @@ impl Dataset {
     }
 }
 
-/// SplitMix64: small, seeded, and its whole state is one number (checkpoints store it).
-#[derive(Debug, Clone)]
-struct Rng(u64);
+/// The run's random numbers; its state is stored in checkpoints.
+type Rng = chords::noise::SplitMix64;
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in (0, 1).
-    fn uniform(&mut self) -> f64 {
-        ((self.next() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.uniform() * n as f64) as usize % n.max(1)
-    }
+fn below(rng: &mut Rng, n: usize) -> usize {
+    (rng.uniform() * n as f64) as usize % n.max(1)
 }
 
 /// One batch of flow-matching inputs: `(x_σ, σ, class, target velocity)` as host data.
@@ -114,7 +98,7 @@ fn batch(
     drop_class: f64,
 ) -> (Vec<f32>, Vec<f32>, Vec<i64>, Vec<f32>) {
     let b = indices.len();
-    let noise = chords::noise::gaussian(rng.next(), b * NUMEL);
+    let noise = chords::noise::gaussian(rng.next_u64(), b * NUMEL);
     let (mut x, mut target, mut sigma, mut class) = (
         Vec::with_capacity(b * NUMEL),
         Vec::with_capacity(b * NUMEL),
@@ -192,7 +176,7 @@ impl Trainer {
         Self {
             net: EmojiNet::new(CLASSES.len(), &device),
             optim: AdamConfig::new().init(),
-            rng: Rng(config.seed),
+            rng: Rng::new(config.seed),
             config,
             device,
             step: 0,
@@ -221,7 +205,7 @@ impl Trainer {
         match (fields.next(), fields.next()) {
             (Some(Ok(step)), Some(Ok(rng))) => {
                 trainer.step = step as usize;
-                trainer.rng = Rng(rng);
+                trainer.rng = Rng::new(rng);
             }
             _ => return Err(bad("state.txt", "expected `step rng-state`".into())),
         }
@@ -239,7 +223,7 @@ impl Trainer {
             return Err(EmojiError::Input("the training set is empty".into()));
         }
         let indices: Vec<usize> = (0..self.config.batch)
-            .map(|_| self.rng.below(data.len()))
+            .map(|_| below(&mut self.rng, data.len()))
             .collect();
         let loss = self.loss(data, &indices, None)?;
         let grads = loss.backward();
@@ -256,7 +240,7 @@ impl Trainer {
     /// The loss over the whole held-out set, with fixed noise (comparable between steps).
     pub fn held_out_loss(&self, data: &Dataset) -> Result<f32, EmojiError> {
         let mut total = 0.0;
-        let mut rng = Rng(0x5EED);
+        let mut rng = Rng::new(0x5EED);
         let all: Vec<usize> = (0..data.len()).collect();
         for chunk in all.chunks(64) {
             let loss = self.loss(data, chunk, Some(&mut rng))?;
@@ -304,7 +288,7 @@ impl Trainer {
             .map_err(|e| bad(e.to_string()))?;
         std::fs::write(
             dir.join("state.txt"),
-            format!("{} {}\n", self.step, self.rng.0),
+            format!("{} {}\n", self.step, self.rng.state()),
         )
         .map_err(|e| bad(e.to_string()))
     }
