@@ -72,6 +72,10 @@ pub enum SamplerKind {
     Chords,
     /// The plain sequential solve (one core).
     Sequential,
+    /// ParaDIGMS: sliding-window Picard iteration over --cores points (--tolerance, default 0.1).
+    Paradigms,
+    /// SRDS: pipelined Parareal with --cores blocks (--tolerance, default 1e-3).
+    Srds,
 }
 
 /// Solvers (and so the model's parameterisation).
@@ -168,6 +172,9 @@ pub struct RenderArgs {
     /// The sampler.
     #[arg(long, value_enum, default_value_t = SamplerKind::Chords)]
     pub sampler: SamplerKind,
+    /// Convergence tolerance of the paradigms and srds samplers.
+    #[arg(long)]
+    pub tolerance: Option<f64>,
     /// The solver: euler (flow matching) or ddim (variance preserving).
     #[arg(long, value_enum, default_value_t = SolverKind::Euler)]
     pub solver: SolverKind,

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use chords::{
     Backend, BetaSchedule, Chords, CpuBackend, Ddim, Euler, Event, FlowSchedule, GaussianMixture,
-    InitSequence, Model, Prediction, RunOptions, RunSummary, Sampler, Sequential, Solver, Spacing,
-    StopReason, StopRule, VpSchedule,
+    InitSequence, Model, Paradigms, Prediction, RunOptions, RunSummary, Sampler, Sequential,
+    Solver, Spacing, Srds, StopReason, StopRule, VpSchedule,
 };
 use chords_wgpu::emoji::EmojiModel;
 use chords_wgpu::{DevicePool, DeviceSharing, GpuMixture, PoolOptions, WgpuBackend, WgpuError};
@@ -29,11 +29,80 @@ struct Job {
     model: ModelChoice,
     latent_shape: Vec<usize>,
     x0: Vec<f32>,
-    init: Option<InitSequence>,
+    method: Method,
     cores: usize,
     options: RunOptions,
     expected_rounds: usize,
     reference: bool,
+}
+
+/// The sampler a run uses.
+#[derive(Debug, Clone)]
+enum Method {
+    Chords(InitSequence),
+    Sequential,
+    Paradigms { cores: usize, tolerance: f64 },
+    Srds { cores: usize, tolerance: f64 },
+}
+
+impl Method {
+    fn from_args(args: &RenderArgs) -> Result<Self> {
+        let baseline = |default: f64| -> Result<(usize, f64)> {
+            if args.schedule.cores == 0 {
+                bail!("--cores must be at least 1");
+            }
+            Ok((args.schedule.cores, args.tolerance.unwrap_or(default)))
+        };
+        Ok(match args.sampler {
+            SamplerKind::Chords => Self::Chords(plan::sequence(&args.schedule)?),
+            SamplerKind::Sequential => Self::Sequential,
+            SamplerKind::Paradigms => {
+                let (cores, tolerance) = baseline(0.1)?;
+                Self::Paradigms { cores, tolerance }
+            }
+            SamplerKind::Srds => {
+                let (cores, tolerance) = baseline(1e-3)?;
+                Self::Srds { cores, tolerance }
+            }
+        })
+    }
+
+    fn init(&self) -> Option<&InitSequence> {
+        match self {
+            Self::Chords(init) => Some(init),
+            _ => None,
+        }
+    }
+
+    fn cores(&self) -> usize {
+        match self {
+            Self::Chords(init) => init.cores(),
+            Self::Sequential => 1,
+            Self::Paradigms { cores, .. } | Self::Srds { cores, .. } => *cores,
+        }
+    }
+
+    fn tolerance(&self) -> Option<f64> {
+        match self {
+            Self::Paradigms { tolerance, .. } | Self::Srds { tolerance, .. } => Some(*tolerance),
+            _ => None,
+        }
+    }
+
+    fn build<'a, B: Backend + 'a>(
+        &self,
+        solver: Arc<dyn Solver>,
+        x0: B::Latent,
+    ) -> Result<Box<dyn Sampler<B> + 'a>> {
+        Ok(match self {
+            Self::Chords(init) => Box::new(Chords::new(solver, init.clone(), x0)?),
+            Self::Sequential => Box::new(Sequential::new(solver, x0)),
+            Self::Paradigms { cores, tolerance } => {
+                Box::new(Paradigms::new(solver, *cores, *tolerance, x0)?)
+            }
+            Self::Srds { cores, tolerance } => Box::new(Srds::new(solver, *cores, *tolerance, x0)?),
+        })
+    }
 }
 
 /// The model a run samples from.
@@ -96,18 +165,15 @@ pub fn run(args: &RenderArgs) -> Result<()> {
         ModelChoice::Emoji(_) => chords_wgpu::emoji::SHAPE.to_vec(),
     };
     let x0 = initial_noise(args, &latent_shape)?;
-    let init = match args.sampler {
-        SamplerKind::Chords => Some(plan::sequence(&args.schedule)?),
-        SamplerKind::Sequential => None,
-    };
-    let cores = init.as_ref().map_or(1, InitSequence::cores);
+    let method = Method::from_args(args)?;
+    let cores = method.cores();
     stop.validate(cores)?;
     let threads = if args.threads == 0 {
         cores
     } else {
         args.threads
     };
-    let expected_rounds = expected_rounds(init.as_ref(), &stop, args.schedule.steps);
+    let expected_rounds = expected_rounds(method.init(), &stop, args.schedule.steps);
     let pool = match args.backend {
         BackendKind::Cpu => None,
         BackendKind::Wgpu => Some(device_pool(args, cores)?),
@@ -144,7 +210,7 @@ pub fn run(args: &RenderArgs) -> Result<()> {
         model,
         latent_shape,
         x0,
-        init,
+        method,
         cores,
         options: RunOptions { threads, stop },
         expected_rounds,
@@ -237,7 +303,7 @@ fn execute<B: Backend, M: Model<B>>(backend: &B, model: &M, job: &Job) -> Result
         backend,
         model,
         job.solver.clone(),
-        job.init.as_ref(),
+        &job.method,
         &job.x0,
         &job.options,
         job.expected_rounds,
@@ -251,7 +317,7 @@ fn execute<B: Backend, M: Model<B>>(backend: &B, model: &M, job: &Job) -> Result
             backend,
             model,
             job.solver.clone(),
-            None,
+            &Method::Sequential,
             &job.x0,
             &options,
             job.solver.steps(),
@@ -307,7 +373,8 @@ fn write_outputs(
         "solver": format!("{:?}", args.solver).to_lowercase(),
         "steps": args.schedule.steps,
         "cores": job.cores,
-        "init": job.init.as_ref().map(|i| i.starts().to_vec()),
+        "init": job.method.init().map(|i| i.starts().to_vec()),
+        "tolerance": job.method.tolerance(),
         "backend": result.backend,
         "adapters": device["adapters"],
         "bytes_transferred": device["bytes_transferred"],
@@ -414,22 +481,19 @@ fn expected_rounds(init: Option<&InitSequence>, stop: &StopRule, steps: usize) -
     }
 }
 
-/// Runs CHORDS (with `init`) or the sequential solve with a progress bar on stderr, then
+/// Runs the sampler `method` with a progress bar on stderr, then
 /// downloads the outputs (outside the timed part).
 fn sample<B: Backend, M: Model<B>>(
     backend: &B,
     model: &M,
     solver: Arc<dyn Solver>,
-    init: Option<&InitSequence>,
+    method: &Method,
     x0: &[f32],
     options: &RunOptions,
     expected_rounds: usize,
 ) -> Result<HostRun> {
     let x0 = backend.upload(0, x0)?;
-    let mut sampler: Box<dyn Sampler<B>> = match init {
-        Some(init) => Box::new(Chords::new(solver, init.clone(), x0)?),
-        None => Box::new(Sequential::new(solver, x0)),
-    };
+    let mut sampler = method.build::<B>(solver, x0)?;
     let bar = ProgressBar::new(expected_rounds as u64);
     bar.set_style(
         ProgressStyle::with_template("{prefix:>10} [{bar:30}] round {pos}/{len} {msg} ({elapsed})")

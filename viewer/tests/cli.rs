@@ -503,3 +503,41 @@ fn wgpu_without_a_matching_adapter_is_refused() {
         );
     }
 }
+
+#[test]
+fn render_runs_the_baselines() {
+    for (sampler, extra) in [("paradigms", "0.1"), ("srds", "0")] {
+        let dir = scratch(sampler);
+        let out = chords(&[
+            "render",
+            "--sampler",
+            sampler,
+            "--tolerance",
+            extra,
+            "--cores",
+            "4",
+            "--steps",
+            "20",
+            "--stop",
+            "all",
+            "--reference",
+            "--out",
+            dir.to_str().expect("utf-8"),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let r = report(&dir);
+        assert_eq!(r["sampler"], sampler);
+        assert_eq!(r["cores"], 4);
+        assert!(r["rounds"].as_u64().expect("rounds") <= 20);
+        let hits = r["hits"].as_array().expect("hits");
+        assert_eq!(hits.len(), 1);
+        // SRDS with tolerance 0 runs every iteration: the sequential solve, bit for bit.
+        if sampler == "srds" {
+            assert_eq!(hits[0]["rmse_vs_sequential"], 0.0);
+        }
+    }
+}
