@@ -326,15 +326,20 @@ mod tests {
         assert_eq!(residual(&[1.0], &[1.0]), 0.0);
     }
 
-    /// Runs CHORDS 0-2-4-6 on T = 10 and returns (rounds, hit residuals in arrival order).
-    fn chords_run(stop: StopRule) -> (usize, Vec<f64>) {
-        let model = GaussianMixture::new(
+    /// Two 2-element components, s = 0.2.
+    fn small_mixture() -> GaussianMixture {
+        GaussianMixture::new(
             vec![0.5, -0.5, 0.2, 0.1],
             vec![2, 2],
             0.2,
             Prediction::Velocity,
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    /// Runs CHORDS 0-2-4-6 on T = 10 and returns (rounds, hit residuals in arrival order).
+    fn chords_run(stop: StopRule) -> (usize, Vec<f64>) {
+        let model = small_mixture();
         let solver = Arc::new(Euler::new(FlowSchedule::new(10, 1.0).unwrap()));
         let init = InitSequence::parse("0-2-4-6", 10).unwrap();
         let x0 = CpuBackend.upload(0, &[0.3, -1.2]).unwrap();
@@ -400,13 +405,7 @@ mod tests {
 
     #[test]
     fn a_batching_model_gets_one_call_per_round_and_the_same_outputs() {
-        let mixture = GaussianMixture::new(
-            vec![0.5, -0.5, 0.2, 0.1],
-            vec![2, 2],
-            0.2,
-            Prediction::Velocity,
-        )
-        .unwrap();
+        let mixture = small_mixture();
         let solver = Arc::new(Euler::new(FlowSchedule::new(10, 1.0).unwrap()));
         let hits = |model: &dyn Model<CpuBackend>| {
             let x0 = CpuBackend.upload(0, &[0.3, -1.2]).unwrap();

@@ -114,6 +114,25 @@ impl<B: Backend> Chords<B> {
         &self.init
     }
 
+    /// `jump(f.x, f.out, f.index → to)` on core `core`.
+    fn advance_from(
+        &self,
+        backend: &B,
+        core: usize,
+        f: &Evaluated<B::Latent>,
+        to: usize,
+    ) -> Result<B::Latent> {
+        jump(
+            backend,
+            self.solver.as_ref(),
+            core,
+            &f.x,
+            &f.out,
+            f.index,
+            to,
+        )
+    }
+
     /// The new `cur` of core at `pos`: a rectified point if the slower core has just
     /// evaluated at its begin index, else one ordinary step. Returns whether it rectified.
     fn step_core(&self, backend: &B, pos: usize) -> Result<((usize, B::Latent), bool)> {
@@ -125,15 +144,7 @@ impl<B: Backend> Chords<B> {
             None => None,
         };
         let Some(slow) = slower.filter(|s| s.index == core.begin.0) else {
-            let x = jump(
-                backend,
-                self.solver.as_ref(),
-                core.id,
-                &f.x,
-                &f.out,
-                f.index,
-                n,
-            )?;
+            let x = self.advance_from(backend, core.id, f, n)?;
             return Ok(((n, x), false));
         };
         let (begin_index, begin_x, begin_out) = &core.begin;
@@ -239,15 +250,7 @@ impl<B: Backend> Sampler<B> for Chords<B> {
             match self.init.starts().get(self.next_spawn) {
                 Some(&start) => {
                     let id = self.next_spawn;
-                    let x = jump(
-                        backend,
-                        self.solver.as_ref(),
-                        core.id,
-                        &f.x,
-                        &f.out,
-                        f.index,
-                        start,
-                    )?;
+                    let x = self.advance_from(backend, core.id, f, start)?;
                     let x = backend
                         .transfer(&x, id)
                         .map_err(|source| Error::Backend { core: id, source })?;
@@ -260,15 +263,7 @@ impl<B: Backend> Sampler<B> for Chords<B> {
                     });
                 }
                 None => {
-                    let latent = jump(
-                        backend,
-                        self.solver.as_ref(),
-                        core.id,
-                        &f.x,
-                        &f.out,
-                        f.index,
-                        steps,
-                    )?;
+                    let latent = self.advance_from(backend, core.id, f, steps)?;
                     events(Event::Preview(Output {
                         position: 0,
                         core: core.id,
