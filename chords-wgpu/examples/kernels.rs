@@ -109,6 +109,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let options = RunOptions {
             threads,
             stop: StopRule::All,
+            ..Default::default()
         };
         let started = Instant::now();
         let summary = run(&mut sampler, &backend, &Identity, &options, &mut |_| {})?;
@@ -129,6 +130,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &RunOptions {
             threads: 1,
             stop: StopRule::All,
+            ..Default::default()
         },
         &mut |_| {},
     )?;

@@ -51,6 +51,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let options = RunOptions {
                 threads,
                 stop: StopRule::CoreIndex(1),
+                ..Default::default()
             };
             let started = Instant::now();
             summary = Some(run(

@@ -52,6 +52,15 @@ pub trait Backend: Send + Sync {
     /// The same latent, made available on core `to`.
     fn transfer(&self, latent: &Self::Latent, to: usize) -> Result<Self::Latent, BackendError>;
 
+    /// Moves `core` to another healthy device after a failure on its own, so that later
+    /// operations on `core` run there; latents already made stay where they are (move them
+    /// with [`transfer`](Self::transfer)). Returns whether it moved; the default, for a
+    /// backend with one device, never does.
+    fn relocate(&self, core: usize) -> Result<bool, BackendError> {
+        let _ = core;
+        Ok(false)
+    }
+
     /// Whether every element is finite. The default downloads the latent.
     fn all_finite(&self, latent: &Self::Latent) -> Result<bool, BackendError> {
         Ok(self.download(latent)?.iter().all(|v| v.is_finite()))

@@ -30,7 +30,7 @@
 //! let x0 = CpuBackend.upload(0, &vec![0.1; 3 * 32 * 32]).unwrap();
 //! let init = InitSequence::parse("0-2-4-8-16-24-32-40", 50).unwrap();
 //! let mut sampler = Chords::new(solver, init, x0).unwrap();
-//! let options = RunOptions { threads: 0, stop: StopRule::CoreIndex(1) };
+//! let options = RunOptions { threads: 0, stop: StopRule::CoreIndex(1), ..Default::default() };
 //! let summary = run(&mut sampler, &CpuBackend, &model, &options, &mut |event| {
 //!     if let Event::Hit(hit) = event {
 //!         println!("core {} after round {}: {:.2}x", hit.core, hit.round, hit.speedup);
@@ -40,6 +40,7 @@
 //! ```
 
 pub mod backend;
+mod cancel;
 mod error;
 pub mod init;
 pub mod mixture;
@@ -54,6 +55,7 @@ pub mod solver;
 mod stop;
 
 pub use backend::{Backend, BackendError, CpuBackend, CpuLatent};
+pub use cancel::CancelToken;
 pub use error::{Error, Result};
 pub use init::{InitError, InitSequence, InitStrategy, Plan, PlannedHit};
 pub use mixture::GaussianMixture;

@@ -1,11 +1,17 @@
 //! The standard executor: drives a [`Sampler`] round by round, running each round's model
 //! calls on worker threads (one per core by default), checking outputs, applying the stop
 //! rule and forwarding events.
+//!
+//! A failed model call (an error, a panic, NaN/Inf, a wrong size) on a core the sampler can
+//! do without retires that core ([`Event::CoreRetired`]); on one it cannot (CHORDS's core
+//! 0) the backend is asked to [relocate](Backend::relocate) the core and the call is made
+//! again there ([`Event::CoreMoved`]). Only when neither works does the run fail.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc;
 
 use crate::backend::Backend;
+use crate::cancel::CancelToken;
 use crate::error::{Error, Result};
 use crate::model::{Model, ModelError};
 use crate::sampler::{Event, Request, Sampler};
@@ -20,6 +26,8 @@ pub struct RunOptions {
     pub threads: usize,
     /// When to stop.
     pub stop: StopRule,
+    /// Stops the run before its next round when cancelled.
+    pub cancel: CancelToken,
 }
 
 impl Default for RunOptions {
@@ -27,6 +35,7 @@ impl Default for RunOptions {
         Self {
             threads: 0,
             stop: StopRule::CoreIndex(1),
+            cancel: CancelToken::new(),
         }
     }
 }
@@ -38,6 +47,8 @@ pub enum StopReason {
     Rule,
     /// The sampler produced every output.
     Finished,
+    /// The [`CancelToken`] was cancelled.
+    Cancelled,
 }
 
 /// What a run did.
@@ -45,8 +56,10 @@ pub enum StopReason {
 pub struct RunSummary {
     /// Rounds of model calls.
     pub rounds: usize,
-    /// Model calls in all.
+    /// Model calls in all (failed ones included).
     pub model_calls: usize,
+    /// Cores retired after a failure.
+    pub retired: Vec<usize>,
     /// Why it ended.
     pub reason: StopReason,
 }
@@ -170,36 +183,61 @@ fn drive<B: Backend>(
     evaluate: &mut Evaluator<'_, B::Latent>,
 ) -> Result<RunSummary> {
     let mut model_calls = 0;
+    let mut retired = Vec::new();
     let mut stop = StopTracker::new(options.stop);
+    let summary = |rounds, model_calls, retired: &Vec<usize>, reason| RunSummary {
+        rounds,
+        model_calls,
+        retired: retired.clone(),
+        reason,
+    };
     loop {
+        if options.cancel.is_cancelled() {
+            tracing::debug!(round = sampler.rounds(), "run cancelled");
+            let reason = StopReason::Cancelled;
+            return Ok(summary(sampler.rounds(), model_calls, &retired, reason));
+        }
         let requests = sampler.requests();
         if requests.is_empty() {
-            return Ok(RunSummary {
-                rounds: sampler.rounds(),
-                model_calls,
-                reason: StopReason::Finished,
-            });
+            let reason = StopReason::Finished;
+            return Ok(summary(sampler.rounds(), model_calls, &retired, reason));
         }
         let round = sampler.rounds() + 1;
         on_event(&Event::RoundStarted {
             round,
             evaluations: requests.iter().map(|r| (r.core, r.index)).collect(),
         });
-        let outputs = evaluate(&requests)?
-            .into_iter()
-            .zip(&requests)
-            .map(|(result, r)| {
-                let out = result.map_err(|source| Error::Model {
+        let results = evaluate(&requests)?;
+        model_calls += requests.len();
+        let mut outputs = Vec::with_capacity(requests.len());
+        for (result, r) in results.into_iter().zip(&requests) {
+            let error = match checked(backend, round, r, result) {
+                Ok(out) => {
+                    outputs.push(out);
+                    continue;
+                }
+                Err(e) => e,
+            };
+            if sampler.retire(r.core) {
+                tracing::warn!(round, core = r.core, "core retired: {error}");
+                retired.push(r.core);
+                on_event(&Event::CoreRetired {
                     round,
                     core: r.core,
                     index: r.index,
-                    source,
-                })?;
-                check_output(backend, round, r, &out)?;
-                Ok(out)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        model_calls += outputs.len();
+                    reason: error.to_string(),
+                });
+                continue;
+            }
+            let error_text = error.to_string();
+            outputs.push(move_and_retry(sampler, backend, evaluate, round, r, error)?);
+            on_event(&Event::CoreMoved {
+                round,
+                core: r.core,
+                reason: error_text,
+            });
+            model_calls += 1;
+        }
         let mut failure = None;
         sampler.advance(backend, outputs, &mut |event| {
             if failure.is_none()
@@ -218,13 +256,61 @@ fn drive<B: Backend>(
         });
         tracing::debug!(round, calls = requests.len(), "round finished");
         if stop.met {
-            return Ok(RunSummary {
-                rounds: sampler.rounds(),
-                model_calls,
-                reason: StopReason::Rule,
-            });
+            let reason = StopReason::Rule;
+            return Ok(summary(sampler.rounds(), model_calls, &retired, reason));
         }
     }
+}
+
+/// A model call's result, checked: its error, or an output of the wrong size or not finite,
+/// becomes the run's [`Error`] naming the round, core and grid index.
+fn checked<B: Backend>(
+    backend: &B,
+    round: usize,
+    r: &Request<B::Latent>,
+    result: Result<B::Latent, ModelError>,
+) -> Result<B::Latent> {
+    let out = result.map_err(|source| Error::Model {
+        round,
+        core: r.core,
+        index: r.index,
+        source,
+    })?;
+    check_output(backend, round, r, &out)?;
+    Ok(out)
+}
+
+/// After core `r.core`, which the sampler cannot retire, failed with `error`: moves it to
+/// another device with its state and makes its call again there. Returns the new output,
+/// or `error` when the backend has nowhere to move it.
+fn move_and_retry<B: Backend>(
+    sampler: &mut dyn Sampler<B>,
+    backend: &B,
+    evaluate: &mut Evaluator<'_, B::Latent>,
+    round: usize,
+    r: &Request<B::Latent>,
+    error: Error,
+) -> Result<B::Latent> {
+    let core = r.core;
+    let moved = backend
+        .relocate(core)
+        .map_err(|source| Error::Backend { core, source })?;
+    if !moved || !sampler.rehome(backend, core)? {
+        return Err(error);
+    }
+    tracing::warn!(round, core, "core moved to another device: {error}");
+    let latent = backend
+        .transfer(&r.latent, core)
+        .map_err(|source| Error::Backend { core, source })?;
+    let retry = Request {
+        latent,
+        ..r.clone()
+    };
+    let result = evaluate(std::slice::from_ref(&retry))?
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::Internal("no output for a retried call".into()))?;
+    checked(backend, round, &retry, result)
 }
 
 /// A model output must have the input's size and be finite.
@@ -345,7 +431,11 @@ mod tests {
         let x0 = CpuBackend.upload(0, &[0.3, -1.2]).unwrap();
         let mut sampler = Chords::new(solver, init, x0).unwrap();
         let mut hits: Vec<Vec<f32>> = Vec::new();
-        let options = RunOptions { threads: 1, stop };
+        let options = RunOptions {
+            threads: 1,
+            stop,
+            ..Default::default()
+        };
         let summary = run(&mut sampler, &CpuBackend, &model, &options, &mut |e| {
             if let Event::Hit(h) = e {
                 hits.push(h.latent.as_slice().to_vec());
@@ -419,6 +509,7 @@ mod tests {
             let options = RunOptions {
                 threads: 0,
                 stop: StopRule::All,
+                ..Default::default()
             };
             let summary = run(&mut sampler, &CpuBackend, model, &options, &mut |e| {
                 if let Event::Hit(h) = e {

@@ -33,6 +33,7 @@ fn record<M: Model<CpuBackend>>(sampler: &mut dyn Sampler<CpuBackend>, model: &M
     let options = RunOptions {
         threads: 1,
         stop: StopRule::All,
+        ..Default::default()
     };
     let summary = run(sampler, &CpuBackend, model, &options, &mut |e| {
         events.push(e.clone())
@@ -386,6 +387,7 @@ fn both_baselines<B: Backend, M: Model<B>>(
     let options = RunOptions {
         threads: 4,
         stop: StopRule::All,
+        ..Default::default()
     };
     samplers
         .into_iter()

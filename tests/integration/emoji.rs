@@ -39,6 +39,7 @@ fn sample(model: &EmojiModel, seed: u64) -> Vec<f32> {
     let options = RunOptions {
         threads: 0,
         stop: StopRule::CoreIndex(1),
+        ..Default::default()
     };
     run(&mut sampler, &CpuBackend, model, &options, &mut |e| {
         if let Event::Hit(h) = e {

@@ -5,4 +5,5 @@
 mod baselines;
 mod emoji;
 mod engine;
+mod faults;
 mod wgpu;

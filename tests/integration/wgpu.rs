@@ -52,6 +52,7 @@ fn sample<B: Backend, M: Model<B>>(
     let options = RunOptions {
         threads: 0,
         stop: StopRule::All,
+        ..Default::default()
     };
     run(sampler.as_mut(), backend, model, &options, &mut |e| {
         if let Event::Preview(o) | Event::Hit(o) = e {
@@ -209,6 +210,7 @@ fn a_lost_device_is_an_error_naming_core_and_adapter() {
     let options = RunOptions {
         threads: 0,
         stop: StopRule::All,
+        ..Default::default()
     };
     let err = run(&mut sampler, &gpu, &model, &options, &mut |e| {
         if let Event::RoundFinished { round: 4, .. } = e {

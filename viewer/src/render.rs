@@ -212,7 +212,11 @@ pub fn run(args: &RenderArgs) -> Result<()> {
         x0,
         method,
         cores,
-        options: RunOptions { threads, stop },
+        options: RunOptions {
+            threads,
+            stop,
+            ..Default::default()
+        },
         expected_rounds,
         reference: args.reference,
     };
@@ -312,6 +316,7 @@ fn execute<B: Backend, M: Model<B>>(backend: &B, model: &M, job: &Job) -> Result
         let options = RunOptions {
             threads: 1,
             stop: StopRule::All,
+            ..Default::default()
         };
         let seq = sample(
             backend,

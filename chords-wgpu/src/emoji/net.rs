@@ -17,7 +17,7 @@ use burn::nn::{
 };
 use burn::tensor::activation::silu;
 use burn::tensor::module::interpolate;
-use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
+use burn::tensor::ops::{InterpolateMode, InterpolateOptions, PadMode};
 use burn::tensor::{Device, Int, Tensor};
 
 /// Width of the σ and class embedding.
@@ -43,6 +43,52 @@ fn conv3(input: usize, output: usize, stride: usize, device: &Device) -> Conv2d 
         .init(device)
 }
 
+/// `layer.forward(x)` for the 1×1 and padded 3×3 convolutions of this network.
+///
+/// When training (an autodiff device) the convolution is lowered to one matrix product over
+/// the shifted copies of `x` (im2col): burn-ndarray's convolution backward pass is about 60×
+/// its forward pass, the product's about 2×, which makes a training step ≈ 5× faster on the
+/// CPU. Inference keeps burn's own convolution, faster in the forward direction.
+fn conv(layer: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    if !x.device().is_autodiff() {
+        return layer.forward(x);
+    }
+    let [b, c, h, w] = x.dims();
+    let [o, _, k, _] = layer.weight.dims();
+    let stride = layer.stride[0];
+    let (ho, wo) = (h / stride, w / stride);
+    let shifted: Vec<Tensor<4>> = if k == 1 {
+        vec![x]
+    } else {
+        let padded = x.pad((1, 1, 1, 1), PadMode::Constant(0.0));
+        (0..k * k)
+            .map(|p| {
+                let (dy, dx) = (p / k, p % k);
+                let s = padded.clone().slice([0..b, 0..c, dy..dy + h, dx..dx + w]);
+                match stride {
+                    1 => s,
+                    _ => s
+                        .reshape([b, c, ho, stride, wo, stride])
+                        .slice([0..b, 0..c, 0..ho, 0..1, 0..wo, 0..1])
+                        .reshape([b, c, ho, wo]),
+                }
+            })
+            .collect()
+    };
+    let columns = Tensor::cat(shifted, 1).reshape([b, k * k * c, ho * wo]);
+    // Weight (O, C, ky, kx) → (1, O, ky·kx·C), matching the order of `columns`.
+    let weight = layer
+        .weight
+        .val()
+        .permute([0, 2, 3, 1])
+        .reshape([1, o, k * k * c]);
+    let y = weight.matmul(columns).reshape([b, o, ho, wo]);
+    match &layer.bias {
+        Some(bias) => y + bias.val().reshape([1, o, 1, 1]),
+        None => y,
+    }
+}
+
 fn groups(channels: usize) -> usize {
     (channels / 8).clamp(1, 8)
 }
@@ -61,12 +107,12 @@ impl ResBlock {
     }
 
     fn forward(&self, x: Tensor<4>, emb: Tensor<2>) -> Tensor<4> {
-        let h = self.conv1.forward(silu(self.norm1.forward(x.clone())));
+        let h = conv(&self.conv1, silu(self.norm1.forward(x.clone())));
         let [b, c] = [h.dims()[0], h.dims()[1]];
         let h = h + self.cond.forward(emb).reshape([b, c, 1, 1]);
-        let h = self.conv2.forward(silu(self.norm2.forward(h)));
+        let h = conv(&self.conv2, silu(self.norm2.forward(h)));
         let skip = match &self.skip {
-            Some(conv) => conv.forward(x),
+            Some(layer) => conv(layer, x),
             None => x,
         };
         h + skip
@@ -133,13 +179,13 @@ impl EmojiNet {
                 .reshape([batch, EMBED]),
         );
 
-        let h0 = self.down1.forward(self.conv_in.forward(x), emb.clone());
+        let h0 = self.down1.forward(conv(&self.conv_in, x), emb.clone());
         let h1 = self
             .down2
-            .forward(self.pool1.forward(h0.clone()), emb.clone());
+            .forward(conv(&self.pool1, h0.clone()), emb.clone());
         let h2 = self
             .middle
-            .forward(self.pool2.forward(h1.clone()), emb.clone());
+            .forward(conv(&self.pool2, h1.clone()), emb.clone());
         let up = |t: Tensor<4>| {
             interpolate(
                 t,
@@ -150,6 +196,33 @@ impl EmojiNet {
             .up2
             .forward(Tensor::cat(vec![up(h2), h1], 1), emb.clone());
         let u0 = self.up1.forward(Tensor::cat(vec![up(u1), h0], 1), emb);
-        self.conv_out.forward(silu(self.norm_out.forward(u0)))
+        conv(&self.conv_out, silu(self.norm_out.forward(u0)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::{Distribution, Tolerance};
+
+    use super::*;
+
+    /// The training lowering (im2col + matrix product) is the same convolution as burn's.
+    #[test]
+    fn lowered_convolution_matches_burns() {
+        let device = crate::emoji::cpu_device().autodiff();
+        device.seed(7);
+        let x = Tensor::<4>::random([2, 5, 8, 8], Distribution::Default, &device);
+        for (k, stride) in [(3, 1), (3, 2), (1, 1)] {
+            let layer = Conv2dConfig::new([5, 6], [k, k])
+                .with_stride([stride, stride])
+                .with_padding(PaddingConfig2d::Explicit(k / 2, k / 2, k / 2, k / 2))
+                .init(&device);
+            let lowered = conv(&layer, x.clone());
+            let direct = layer.forward(x.clone());
+            assert_eq!(lowered.dims(), direct.dims());
+            lowered
+                .into_data()
+                .assert_approx_eq::<f32>(&direct.into_data(), Tolerance::absolute(1e-5));
+        }
     }
 }

@@ -28,8 +28,6 @@ struct Core<L> {
     finish: Option<Evaluated<L>>,
     /// Where it was last started or rectified, with the model output once evaluated there.
     begin: (usize, L, Option<L>),
-    /// Model calls this core has made.
-    evaluations: usize,
 }
 
 impl<L: Clone> Core<L> {
@@ -39,7 +37,6 @@ impl<L: Clone> Core<L> {
             cur: (index, x.clone()),
             finish: None,
             begin: (index, x, None),
-            evaluations: 0,
         }
     }
 
@@ -71,7 +68,7 @@ impl<L: Clone> Core<L> {
 /// let init = InitSequence::parse("0-2-5", 10).unwrap();
 /// let mut sampler = Chords::new(solver, init, x0).unwrap();
 /// let mut hits = Vec::new();
-/// let options = RunOptions { threads: 1, stop: StopRule::All };
+/// let options = RunOptions { threads: 1, stop: StopRule::All, ..Default::default() };
 /// run(&mut sampler, &CpuBackend, &model, &options, &mut |e| {
 ///     if let chords::Event::Hit(h) = e { hits.push((h.core, h.round)); }
 /// }).unwrap();
@@ -81,10 +78,14 @@ impl<L: Clone> Core<L> {
 pub struct Chords<B: Backend> {
     solver: Arc<dyn Solver>,
     init: InitSequence,
-    /// Active cores, slowest first. Retirement always removes the fastest.
+    /// Active cores, slowest first. A hit removes the fastest; a failure removes any but
+    /// core 0.
     cores: Vec<Core<B::Latent>>,
     /// Position in the sequence of the next core to spawn.
     next_spawn: usize,
+    /// Whether the fastest core, after its next evaluation, spawns the next core (or gives
+    /// the preview once every core is spawned).
+    successor_due: bool,
     round: usize,
     hits: usize,
 }
@@ -104,6 +105,7 @@ impl<B: Backend> Chords<B> {
             init,
             cores: vec![Core::new(0, 0, x0)],
             next_spawn: 1,
+            successor_due: true,
             round: 0,
             hits: 0,
         })
@@ -215,6 +217,41 @@ impl<B: Backend> Sampler<B> for Chords<B> {
             .collect()
     }
 
+    fn retire(&mut self, core: usize) -> bool {
+        // Core 0 is the exact solver: the run cannot go on without it.
+        match self.cores.iter().position(|c| c.id == core) {
+            Some(pos) if pos > 0 => {
+                self.cores.remove(pos);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn rehome(&mut self, backend: &B, core: usize) -> Result<bool> {
+        let Some(c) = self.cores.iter_mut().find(|c| c.id == core) else {
+            return Ok(false);
+        };
+        let move_here = |l: &B::Latent| {
+            backend
+                .transfer(l, core)
+                .map_err(|source| Error::Backend { core, source })
+        };
+        c.cur.1 = move_here(&c.cur.1)?;
+        c.begin.1 = move_here(&c.begin.1)?;
+        if let Some(out) = &c.begin.2 {
+            c.begin.2 = Some(move_here(out)?);
+        }
+        if let Some(f) = &c.finish {
+            c.finish = Some(Evaluated {
+                index: f.index,
+                x: move_here(&f.x)?,
+                out: move_here(&f.out)?,
+            });
+        }
+        Ok(true)
+    }
+
     fn advance(
         &mut self,
         backend: &B,
@@ -238,15 +275,24 @@ impl<B: Backend> Sampler<B> for Chords<B> {
                 core.begin.2 = Some(out.clone());
             }
             core.finish = Some(Evaluated { index, x, out });
-            core.evaluations += 1;
         }
 
         // 3. Spawn or preview from the fastest core, then rectify or step every core.
         let fastest = self.cores.len() - 1;
         let mut spawned = None;
-        if self.cores[fastest].evaluations == 1 {
+        if self.successor_due {
             let core = &self.cores[fastest];
             let f = core.finish()?;
+            // Entries a retired core would have spawned but the fastest core has passed
+            // are skipped.
+            while self
+                .init
+                .starts()
+                .get(self.next_spawn)
+                .is_some_and(|&start| start <= f.index)
+            {
+                self.next_spawn += 1;
+            }
             match self.init.starts().get(self.next_spawn) {
                 Some(&start) => {
                     let id = self.next_spawn;
@@ -263,6 +309,7 @@ impl<B: Backend> Sampler<B> for Chords<B> {
                     });
                 }
                 None => {
+                    self.successor_due = false;
                     let latent = self.advance_from(backend, core.id, f, steps)?;
                     events(Event::Preview(Output {
                         position: 0,

@@ -92,6 +92,28 @@ pub enum Event<L> {
     Preview(Output<L>),
     /// A core reached the end of the grid: a finished output.
     Hit(Output<L>),
+    /// A core's model call failed and the core left the run; the slower core next to it
+    /// now rectifies the faster one. Costs speed, never the final output.
+    CoreRetired {
+        /// The round.
+        round: usize,
+        /// The retired core.
+        core: usize,
+        /// The grid index it was evaluating.
+        index: usize,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A core that cannot be retired (core 0, the exact solver) failed; the backend moved it
+    /// to another device, its state followed, and its call was made again there.
+    CoreMoved {
+        /// The round.
+        round: usize,
+        /// The moved core.
+        core: usize,
+        /// What went wrong on the old device.
+        reason: String,
+    },
     /// A round is done.
     RoundFinished {
         /// The round.
@@ -125,6 +147,20 @@ pub trait Sampler<B: Backend> {
         outputs: Vec<B::Latent>,
         events: &mut dyn FnMut(Event<B::Latent>),
     ) -> Result<()>;
+    /// Takes `core` out of the run after its model call failed this round (its request is
+    /// dropped from the round's outputs). Returns `false`, changing nothing, when the
+    /// sampler cannot go on without it; the default never retires.
+    fn retire(&mut self, core: usize) -> bool {
+        let _ = core;
+        false
+    }
+    /// Moves every latent `core` holds onto the core's device after the backend
+    /// [relocated](Backend::relocate) it. Returns `false` when the sampler cannot (the
+    /// default), which ends the run with the original failure.
+    fn rehome(&mut self, backend: &B, core: usize) -> Result<bool> {
+        let _ = (backend, core);
+        Ok(false)
+    }
     /// Whether every output has been produced.
     fn is_finished(&self) -> bool {
         self.requests().is_empty()

@@ -57,6 +57,13 @@ impl<B: Backend> Sampler<B> for Sequential<B> {
         }]
     }
 
+    fn rehome(&mut self, backend: &B, core: usize) -> Result<bool> {
+        self.x = backend
+            .transfer(&self.x, core)
+            .map_err(|source| crate::Error::Backend { core, source })?;
+        Ok(true)
+    }
+
     fn advance(
         &mut self,
         backend: &B,
