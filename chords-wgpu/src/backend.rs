@@ -237,6 +237,10 @@ impl Backend for WgpuBackend {
         Ok(self.wrap(buffer, latent.len, g))
     }
 
+    fn relocate(&self, core: usize) -> Result<bool, BackendError> {
+        self.pool.relocate(core)
+    }
+
     fn all_finite(&self, latent: &GpuLatent) -> Result<bool, BackendError> {
         let gpu = self.gpu(latent.gpu);
         gpu.check()?;

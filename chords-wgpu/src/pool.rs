@@ -6,6 +6,7 @@
 //! copies between cores on one adapter), or a device per core ([`DeviceSharing::PerCore`]).
 //! A host application passes its own device and queue with [`DevicePool::from_device`].
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -189,7 +190,8 @@ fn one_line(text: &str) -> String {
 #[derive(Debug)]
 pub struct DevicePool {
     gpus: Vec<Arc<Gpu>>,
-    core_gpu: Vec<usize>,
+    /// Device of each core; changes when a core is [relocated](Self::relocate).
+    core_gpu: Vec<AtomicUsize>,
 }
 
 /// The adapters wgpu sees on `backends`, as `(index, description)`.
@@ -342,7 +344,9 @@ impl DevicePool {
                 })
                 .collect::<Result<Vec<_>, WgpuError>>()?;
         let pool = Self {
-            core_gpu: (0..options.cores).map(|c| c % gpus.len()).collect(),
+            core_gpu: (0..options.cores)
+                .map(|c| AtomicUsize::new(c % gpus.len()))
+                .collect(),
             gpus,
         };
         tracing::info!(
@@ -368,7 +372,7 @@ impl DevicePool {
         }
         Ok(Self {
             gpus: vec![Arc::new(Gpu::new(device, queue, info))],
-            core_gpu: vec![0; cores],
+            core_gpu: (0..cores).map(|_| AtomicUsize::new(0)).collect(),
         })
     }
 
@@ -386,11 +390,38 @@ impl DevicePool {
     pub fn gpu_index(&self, core: usize) -> Result<usize, chords::BackendError> {
         self.core_gpu
             .get(core)
-            .copied()
+            .map(|g| g.load(Ordering::SeqCst))
             .ok_or(chords::BackendError::NoSuchCore {
                 core,
                 cores: self.cores(),
             })
+    }
+
+    /// Moves `core` to the healthy device (one that has not failed) running the fewest
+    /// cores, other than its own. Returns whether it moved; `false` when no other healthy
+    /// device exists.
+    pub fn relocate(&self, core: usize) -> Result<bool, chords::BackendError> {
+        let from = self.gpu_index(core)?;
+        let load = |g: usize| {
+            self.core_gpu
+                .iter()
+                .filter(|d| d.load(Ordering::SeqCst) == g)
+                .count()
+        };
+        let target = (0..self.gpus.len())
+            .filter(|&g| g != from && self.gpus[g].check().is_ok())
+            .min_by_key(|&g| load(g));
+        let Some(to) = target else {
+            return Ok(false);
+        };
+        self.core_gpu[core].store(to, Ordering::SeqCst);
+        tracing::warn!(
+            core,
+            from = %self.gpus[from].describe(),
+            to = %self.gpus[to].describe(),
+            "core relocated"
+        );
+        Ok(true)
     }
 
     /// One line per device: which cores run on which adapter.
@@ -403,7 +434,7 @@ impl DevicePool {
                     .core_gpu
                     .iter()
                     .enumerate()
-                    .filter(|(_, d)| **d == g)
+                    .filter(|(_, d)| d.load(Ordering::SeqCst) == g)
                     .map(|(c, _)| c.to_string())
                     .collect();
                 format!("cores {} on {}", cores.join(","), gpu.describe())
