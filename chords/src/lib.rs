@@ -60,7 +60,7 @@ pub use error::{Error, Result};
 pub use init::{InitError, InitSequence, InitStrategy, Plan, PlannedHit};
 pub use mixture::GaussianMixture;
 pub use model::{Model, ModelError};
-pub use run::{RunOptions, RunSummary, StopReason, residual, run};
+pub use run::{MAX_DEFAULT_THREADS, RunOptions, RunSummary, StopReason, residual, run};
 pub use sampler::{Chords, Event, Output, Paradigms, Request, Sampler, Sequential, Srds};
 pub use schedule::{BetaSchedule, FlowSchedule, Spacing, Timestep, VpSchedule};
 pub use solver::{Ddim, Euler, Jump, Prediction, Solver};

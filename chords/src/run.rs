@@ -17,11 +17,14 @@ use crate::model::{Model, ModelError};
 use crate::sampler::{Event, Request, Sampler};
 use crate::stop::StopRule;
 
+/// The most worker threads `threads: 0` starts, however many cores a run has.
+pub const MAX_DEFAULT_THREADS: usize = 64;
+
 /// How to run a sampler.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunOptions {
-    /// Worker threads for model calls; 0 means one per core ([`Sampler::cores`]). 1 runs
-    /// calls inline. Ignored
+    /// Worker threads for model calls; 0 means one per core ([`Sampler::cores`]), at most
+    /// [`MAX_DEFAULT_THREADS`]. 1 runs calls inline. Ignored
     /// for a model that [batches](Model::batches): its calls run as one batch.
     pub threads: usize,
     /// When to stop.
@@ -78,7 +81,7 @@ where
 {
     options.stop.validate(sampler.max_hits())?;
     let workers = match options.threads {
-        0 => sampler.cores(),
+        0 => sampler.cores().min(MAX_DEFAULT_THREADS),
         n => n,
     };
     if model.batches() {

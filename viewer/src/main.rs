@@ -1,6 +1,7 @@
 //! `chords`: plan and render CHORDS runs from the command line.
 //!
-//! Every failure prints one line `error: …` on stderr and exits with code 2.
+//! Every failure prints one line `error: …` on stderr and exits with code 2; a render
+//! stopped by Ctrl-C writes what it has, says so in one line and exits with code 130.
 
 mod cli;
 mod data;
@@ -61,6 +62,10 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<render::Cancelled>() => {
+            eprintln!("{e}");
+            ExitCode::from(130)
+        }
         Err(e) => {
             eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
             ExitCode::from(2)

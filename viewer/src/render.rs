@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use chords::{
-    Backend, BetaSchedule, Chords, CpuBackend, Ddim, Euler, Event, FlowSchedule, GaussianMixture,
-    InitSequence, Model, Paradigms, Prediction, RunOptions, RunSummary, Sampler, Sequential,
-    Solver, Spacing, Srds, StopReason, StopRule, VpSchedule,
+    Backend, BetaSchedule, CancelToken, Chords, CpuBackend, Ddim, Euler, Event, FlowSchedule,
+    GaussianMixture, InitSequence, Model, Paradigms, Prediction, RunOptions, RunSummary, Sampler,
+    Sequential, Solver, Spacing, Srds, StopReason, StopRule, VpSchedule,
 };
 use chords_wgpu::emoji::EmojiModel;
 use chords_wgpu::{DevicePool, DeviceSharing, GpuMixture, PoolOptions, WgpuBackend, WgpuError};
@@ -169,7 +169,7 @@ pub fn run(args: &RenderArgs) -> Result<()> {
     let cores = method.cores();
     stop.validate(cores)?;
     let threads = if args.threads == 0 {
-        cores
+        cores.min(chords::MAX_DEFAULT_THREADS)
     } else {
         args.threads
     };
@@ -205,6 +205,17 @@ pub fn run(args: &RenderArgs) -> Result<()> {
         .map(|p| p.as_path())
         .collect();
     let out = OutDir::prepare(&args.out, args.overwrite, &inputs)?;
+    // Ctrl-C stops the run after the round in progress; the outputs so far and the report
+    // are still written. A second Ctrl-C exits at once.
+    let cancel = CancelToken::new();
+    let handler = cancel.clone();
+    ctrlc::set_handler(move || {
+        if handler.is_cancelled() {
+            std::process::exit(130);
+        }
+        handler.cancel();
+    })
+    .context("cannot install the Ctrl-C handler")?;
     let job = Job {
         solver,
         model,
@@ -215,7 +226,7 @@ pub fn run(args: &RenderArgs) -> Result<()> {
         options: RunOptions {
             threads,
             stop,
-            ..Default::default()
+            cancel,
         },
         expected_rounds,
         reference: args.reference,
@@ -260,6 +271,14 @@ pub fn run(args: &RenderArgs) -> Result<()> {
     };
     let report = write_outputs(args, &job, &out, &result, device)?;
     let path = out.write_report(&report)?;
+    if result.run.summary.reason == StopReason::Cancelled {
+        return Err(Cancelled {
+            rounds: result.run.summary.rounds,
+            outputs: result.run.outputs.len(),
+            report: path.display().to_string(),
+        }
+        .into());
+    }
     eprintln!(
         "{} rounds, {} model calls, {:.1} ms on {}; wrote {} output(s) and {}",
         result.run.summary.rounds,
@@ -271,6 +290,26 @@ pub fn run(args: &RenderArgs) -> Result<()> {
     );
     Ok(())
 }
+
+/// A run stopped by Ctrl-C; its outputs and report were written.
+#[derive(Debug)]
+pub struct Cancelled {
+    rounds: usize,
+    outputs: usize,
+    report: String,
+}
+
+impl std::fmt::Display for Cancelled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "cancelled after round {}; kept {} output(s) and wrote {}",
+            self.rounds, self.outputs, self.report
+        )
+    }
+}
+
+impl std::error::Error for Cancelled {}
 
 /// The wgpu device pool the arguments ask for.
 fn device_pool(args: &RenderArgs, cores: usize) -> Result<Arc<DevicePool>, WgpuError> {
@@ -312,7 +351,8 @@ fn execute<B: Backend, M: Model<B>>(backend: &B, model: &M, job: &Job) -> Result
         &job.options,
         job.expected_rounds,
     )?;
-    let reference = if job.reference {
+    let cancelled = run.summary.reason == StopReason::Cancelled;
+    let reference = if job.reference && !cancelled {
         let options = RunOptions {
             threads: 1,
             stop: StopRule::All,
@@ -388,7 +428,10 @@ fn write_outputs(
         "stopped_by": match run.summary.reason {
             StopReason::Rule => "rule",
             StopReason::Finished => "finished",
+            StopReason::Cancelled => "cancelled",
         },
+        "cancelled": run.summary.reason == StopReason::Cancelled,
+        "retired_cores": run.summary.retired,
         "seed": if args.x0.is_some() { Value::Null } else { json!(args.seed) },
         "latent_shape": job.latent_shape,
         "rounds": run.summary.rounds,

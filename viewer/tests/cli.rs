@@ -47,6 +47,19 @@ fn write_npy(path: &Path, shape: &[usize], data: &[f32]) {
     .expect("write npy");
 }
 
+/// A version-1 `.npy` file with a hand-written header dictionary.
+fn raw_npy(header: &str, payload: &[u8]) -> Vec<u8> {
+    let mut dict = header.to_string();
+    let pad = (64 - (10 + dict.len() + 1) % 64) % 64;
+    dict.push_str(&" ".repeat(pad));
+    dict.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(dict.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(dict.as_bytes());
+    bytes.extend_from_slice(payload);
+    bytes
+}
+
 fn report(dir: &Path) -> serde_json::Value {
     serde_json::from_str(&fs::read_to_string(dir.join("report.json")).expect("report exists"))
         .expect("valid json")
@@ -254,6 +267,20 @@ fn bad_input_is_one_line_and_exit_code_2() {
         .expect("dtype in header");
     f64_file[at..at + 3].copy_from_slice(b"<f8");
     fs::write(dir.join("f64.npy"), &f64_file).expect("write");
+    for (name, dtype) in [("i32.npy", b"<i4"), ("u8.npy", b"|u1"), ("be.npy", b">f4")] {
+        let mut bytes = good.clone();
+        bytes[at..at + 3].copy_from_slice(dtype);
+        fs::write(dir.join(name), &bytes).expect("write");
+    }
+    // Headers claiming 3·10¹⁵ elements, and more than usize holds, over 1 KiB of data.
+    for (name, shape) in [
+        ("huge.npy", "(100000, 100000, 100000, 3)"),
+        ("overflow.npy", "(18446744073709551615, 2, 1, 1)"),
+    ] {
+        let header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
+        fs::write(dir.join(name), raw_npy(&header, &[0; 1024])).expect("write");
+    }
+    fs::write(dir.join("a-file"), "not a folder").expect("write");
     let out = d("out");
     let r = |extra: &[&str]| {
         let mut v = vec!["render", "--out", &out];
@@ -332,7 +359,29 @@ fn bad_input_is_one_line_and_exit_code_2() {
             vec!["text.npy", "cannot load emoji weights"],
         ),
         (r(&["--model", "emoji", "--means", &means]), vec!["--means"]),
+        (r(&["--means", &d("i32.npy")]), vec!["i32.npy", "<i4"]),
+        (r(&["--means", &d("u8.npy")]), vec!["u8.npy", "|u1"]),
+        (r(&["--means", &d("be.npy")]), vec!["be.npy", ">f4"]),
+        (r(&["--means", &d("huge.npy")]), vec!["huge.npy"]),
+        (r(&["--means", &d("overflow.npy")]), vec!["overflow.npy"]),
+        (
+            vec!["render".into(), "--out".into(), d("a-file")],
+            vec!["a-file"],
+        ),
+        (
+            vec![
+                "train".into(),
+                "--data".into(),
+                d("no-data"),
+                "--checkpoint".into(),
+                d("ck"),
+            ],
+            vec!["no-data"],
+        ),
+        (r(&["--steps", "99999999999999999999"]), vec!["steps"]),
+        (r(&["--cores", "100000"]), vec!["100000"]),
     ];
+    let before = snapshot(&dir);
     for (args, needles) in &cases {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         assert_refused(&args, needles);
@@ -341,6 +390,97 @@ fn bad_input_is_one_line_and_exit_code_2() {
         !dir.join("out").join("report.json").exists(),
         "a failed run wrote a report"
     );
+    assert_eq!(snapshot(&dir), before, "a refused run modified a file");
+
+    // A path that is not UTF-8 is named (lossily) in the error.
+    #[cfg(unix)]
+    {
+        use std::ffi::OsStr;
+        use std::os::unix::ffi::OsStrExt;
+        let bad = dir.join(OsStr::from_bytes(b"caf\xe9.npy"));
+        let out = Command::new(env!("CARGO_BIN_EXE_chords"))
+            .arg("render")
+            .arg("--means")
+            .arg(&bad)
+            .arg("--out")
+            .arg(dir.join("out"))
+            .output()
+            .expect("runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains("caf"), "{stderr}");
+    }
+}
+
+/// Every file under `dir` with its contents and modification time.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>, std::time::SystemTime)> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in fs::read_dir(&d).expect("read dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let modified = fs::metadata(&path)
+                    .and_then(|m| m.modified())
+                    .expect("mtime");
+                files.push((path.clone(), fs::read(&path).expect("read"), modified));
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// Ctrl-C during a long render: it stops within a round, keeps the outputs so far and
+/// writes `report.json` with `"cancelled": true`; exit code 130.
+#[cfg(unix)]
+#[test]
+fn ctrl_c_stops_a_render_and_keeps_its_report() {
+    let dir = scratch("ctrl-c");
+    let out = dir.join("out");
+    let xdg = scratch("ctrl-c-xdg");
+    let child = Command::new(env!("CARGO_BIN_EXE_chords"))
+        .args([
+            "render",
+            "--backend",
+            "cpu",
+            "--steps",
+            "2000000",
+            "--cores",
+            "4",
+        ])
+        .args(["--stop", "all", "--out"])
+        .arg(&out)
+        .env("XDG_RUNTIME_DIR", &xdg)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starts");
+    // Wait until it is sampling (the output folder exists), then interrupt it.
+    let started = std::time::Instant::now();
+    while !out.exists() && started.elapsed().as_secs() < 60 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let output = child.wait_with_output().expect("exits");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("cancelled after round"), "{stderr}");
+    let report = report(&out);
+    assert_eq!(report["cancelled"], true);
+    assert_eq!(report["stopped_by"], "cancelled");
+    let rounds = report["rounds"].as_u64().expect("rounds");
+    assert!(rounds > 0 && rounds < 2_000_000, "{rounds}");
+    // The preview (after round 4) was kept, with its picture.
+    assert!(out.join("preview.npy").exists() && out.join("preview.png").exists());
 }
 
 #[test]
