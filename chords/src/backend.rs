@@ -5,8 +5,10 @@
 //! backend implements exactly one fused kernel, [`Backend::lincomb`], plus moving latents
 //! between cores and to and from the host.
 
+mod counting;
 mod cpu;
 
+pub use counting::{Counted, Counting};
 pub use cpu::{CpuBackend, CpuLatent};
 
 /// Most inputs one [`Backend::lincomb`] call takes (a rectification needs six).

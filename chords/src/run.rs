@@ -112,7 +112,7 @@ where
     // so a round wakes at most `workers - 1` threads and nothing outlives the call.
     std::thread::scope(|scope| {
         let (result_tx, result_rx) = mpsc::channel::<(usize, Result<B::Latent, ModelError>)>();
-        let job_txs: Vec<mpsc::Sender<(usize, Request<B::Latent>)>> = (1..workers)
+        let (job_txs, handles): (Vec<_>, Vec<_>) = (1..workers)
             .map(|w| {
                 let (tx, rx) = mpsc::channel::<(usize, Request<B::Latent>)>();
                 let result_tx = result_tx.clone();
@@ -125,11 +125,13 @@ where
                             }
                         }
                     })
-                    .map(|_| tx)
+                    .map(|handle| (tx, handle))
                     .map_err(|e| Error::Config(format!("cannot start worker thread: {e}")))
             })
-            .collect::<Result<_>>()?;
-        drive(sampler, backend, options, on_event, &mut |requests| {
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .unzip();
+        let result = drive(sampler, backend, options, on_event, &mut |requests| {
             let mut results: Vec<Option<Result<B::Latent, ModelError>>> =
                 (0..requests.len()).map(|_| None).collect();
             // Request `slot` goes to worker `slot % workers`; hand out the others' first.
@@ -159,8 +161,14 @@ where
                 .into_iter()
                 .map(|r| r.ok_or_else(|| Error::Internal("missing model output".into())))
                 .collect()
-        })
-        // Dropping `job_txs` here ends the workers; the scope joins them.
+        });
+        // Closing the job channels ends the workers; joining them waits until their OS
+        // threads are gone, so nothing outlives the run.
+        drop(job_txs);
+        for handle in handles {
+            let _ = handle.join();
+        }
+        result
     })
 }
 

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use chords::{
-    BetaSchedule, Chords, CpuBackend, CpuLatent, Ddim, Error, Euler, Event, FlowSchedule,
+    Backend, BetaSchedule, Chords, CpuBackend, CpuLatent, Ddim, Error, Euler, Event, FlowSchedule,
     GaussianMixture, InitSequence, Model, ModelError, Prediction, RunOptions, RunSummary, Sampler,
     Sequential, Solver, Spacing, StopReason, StopRule, Timestep, VpSchedule, run,
 };
@@ -472,4 +472,54 @@ fn non_finite_output_on_a_faster_core_retires_it() {
         (summary.retired, summary.rounds, last_round),
         (vec![2], 8, 8)
     );
+}
+
+/// The mixture on the counting backend.
+struct CountedModel<'a>(&'a chords::backend::Counting<CpuBackend>, GaussianMixture);
+
+type CountedLatent = Arc<chords::backend::Counted<CpuLatent>>;
+
+impl Model<chords::backend::Counting<CpuBackend>> for CountedModel<'_> {
+    fn evaluate(
+        &self,
+        core: usize,
+        x: &CountedLatent,
+        t: &Timestep,
+    ) -> Result<CountedLatent, ModelError> {
+        Ok(self.0.wrap(self.1.evaluate(core, x.inner(), t)?))
+    }
+}
+
+/// Memory per core is bounded: with the same core spacing, a grid 10× longer (10× the
+/// rounds) never holds more latents at once, and nothing is alive after the run.
+#[test]
+fn live_latents_do_not_grow_with_rounds() {
+    let peak = |steps: usize| {
+        let backend = chords::backend::Counting::new(CpuBackend);
+        let mixture = GaussianMixture::new(
+            vec![0.5, -0.5, 0.2, 0.1],
+            vec![2, 2],
+            0.2,
+            Prediction::Velocity,
+        )
+        .unwrap();
+        let solver = Arc::new(Euler::new(FlowSchedule::new(steps, 1.0).unwrap()));
+        let init = InitSequence::parse("0-2-4-6-8-10-12-14", steps).unwrap();
+        let x0 = backend.upload(0, &[0.3, -1.2]).unwrap();
+        let mut sampler = Chords::new(solver, init, x0).unwrap();
+        let options = RunOptions {
+            threads: 0,
+            stop: StopRule::All,
+            ..Default::default()
+        };
+        let model = CountedModel(&backend, mixture);
+        let summary = run(&mut sampler, &backend, &model, &options, &mut |_| {}).unwrap();
+        assert_eq!(summary.rounds, steps);
+        drop(sampler);
+        assert_eq!(backend.live(), 0, "latents outlive the run");
+        backend.peak()
+    };
+    let short = peak(20);
+    assert!(short <= 8 * 7, "{short} latents for 8 cores");
+    assert_eq!(peak(200), short);
 }
