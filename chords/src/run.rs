@@ -397,6 +397,16 @@ impl StopTracker {
     }
 }
 
+/// Root-mean-square difference `sqrt(Σ (a - b)² / numel)` of two latents.
+pub fn rmse(a: &[f32], b: &[f32]) -> f64 {
+    let sq: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (*x as f64 - *y as f64).powi(2))
+        .sum();
+    (sq / a.len().max(1) as f64).sqrt()
+}
+
 /// `‖a - b‖₂ / numel`, the residual between consecutive hits.
 pub fn residual(a: &[f32], b: &[f32]) -> f64 {
     let sq: f64 = a

@@ -43,6 +43,15 @@ pub struct ScheduleArgs {
     /// How to choose the sequence when --init is not given.
     #[arg(long, value_enum, default_value_t = Strategy::Paper)]
     pub strategy: Strategy,
+    /// With --strategy optimal: the wanted speed-up of the fastest hit, T / its round
+    /// (default: the paper's sequence's for 4, 6 or 8 cores, else the uniform one's).
+    #[arg(long, value_name = "X")]
+    pub speedup: Option<f64>,
+    /// With --strategy optimal: score candidate sequences on short runs of the model
+    /// itself (the render's model; for `plan`, the built-in mixture) instead of a cheap
+    /// test ODE.
+    #[arg(long)]
+    pub calibrate: bool,
 }
 
 /// Sequence strategies.
@@ -52,6 +61,9 @@ pub enum Strategy {
     Paper,
     /// Evenly spaced starts.
     Uniform,
+    /// The planner (paper section 2.3): fastest core from --speedup, the others placed to
+    /// minimise the fastest hit's error.
+    Optimal,
 }
 
 /// `chords plan`.

@@ -1,13 +1,24 @@
 //! `chords plan`: the output schedule of an initialisation sequence, no model involved.
 
-use anyhow::Result;
-use chords::{InitSequence, InitStrategy};
+use std::io::Write;
+use std::sync::Arc;
+
+use anyhow::{Result, bail};
+use chords::planner::{self, ModelScorer, Scorer};
+use chords::{
+    Euler, FlowSchedule, GaussianMixture, InitSequence, InitStrategy, Prediction, Solver,
+};
+use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use crate::cli::{PlanArgs, ScheduleArgs, Strategy};
 
-/// The sequence the schedule arguments describe, validated.
-pub fn sequence(args: &ScheduleArgs) -> Result<InitSequence> {
+/// The sequence the schedule arguments describe, validated. `--strategy optimal` scores
+/// candidates with `calibration` when `--calibrate` is given, else on the test ODE.
+pub fn sequence(args: &ScheduleArgs, calibration: Option<&mut dyn Scorer>) -> Result<InitSequence> {
+    if (args.speedup.is_some() || args.calibrate) && !matches!(args.strategy, Strategy::Optimal) {
+        bail!("--speedup and --calibrate belong to --strategy optimal");
+    }
     if args.cores == 0 {
         anyhow::bail!("--cores must be at least 1");
     }
@@ -20,6 +31,7 @@ pub fn sequence(args: &ScheduleArgs) -> Result<InitSequence> {
             let strategy = match args.strategy {
                 Strategy::Paper => InitStrategy::Paper,
                 Strategy::Uniform => InitStrategy::Uniform,
+                Strategy::Optimal => return optimal(args, calibration),
             };
             InitSequence::from_strategy(strategy, args.steps, args.cores)?
         }
@@ -27,45 +39,94 @@ pub fn sequence(args: &ScheduleArgs) -> Result<InitSequence> {
     Ok(seq)
 }
 
+/// The planner's sequence, with a progress bar.
+fn optimal(args: &ScheduleArgs, calibration: Option<&mut dyn Scorer>) -> Result<InitSequence> {
+    let (steps, cores) = (args.steps, args.cores);
+    let speedup = match args.speedup {
+        Some(x) => x,
+        None => InitSequence::from_strategy(InitStrategy::Paper, steps, cores)
+            .or_else(|_| InitSequence::from_strategy(InitStrategy::Uniform, steps, cores))?
+            .plan()
+            .hits
+            .first()
+            .map_or(1.0, |h| h.speedup),
+    };
+    planner::fastest_start(steps, cores, speedup)?;
+    let bar = ProgressBar::new(cores.saturating_sub(2) as u64);
+    bar.set_style(
+        ProgressStyle::with_template("  planning [{bar:30}] core {pos}/{len} placed ({elapsed})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let mut progress = |done: usize, _of: usize| bar.set_position(done as u64);
+    let seq = match calibration {
+        Some(scorer) if args.calibrate => {
+            planner::plan(steps, cores, speedup, scorer, &mut progress)?
+        }
+        _ if args.calibrate => {
+            // `chords plan --calibrate`: the built-in mixture is the model.
+            let (means, shape) = chords::mixture::demo_means();
+            let model = GaussianMixture::new(means, shape, 0.5, Prediction::Velocity)?;
+            let solver: Arc<dyn Solver> = Arc::new(Euler::new(FlowSchedule::new(steps, 1.0)?));
+            let starts = (0..2)
+                .map(|s| chords::noise::gaussian(s, model.latent_shape().iter().product()))
+                .collect();
+            let mut scorer = ModelScorer::new(&model, solver, starts)?;
+            planner::plan(steps, cores, speedup, &mut scorer, &mut progress)?
+        }
+        _ => {
+            let surrogate = planner::Surrogate::new(steps)?;
+            let mut scorer = surrogate.scorer()?;
+            planner::plan(steps, cores, speedup, &mut scorer, &mut progress)?
+        }
+    };
+    bar.finish_and_clear();
+    Ok(seq)
+}
+
 /// Prints the plan as a table or as JSON.
 pub fn run(args: &PlanArgs) -> Result<()> {
-    let plan = sequence(&args.schedule)?.plan();
+    let plan = sequence(&args.schedule, None)?.plan();
+    let mut out = std::io::stdout().lock();
     if args.json {
         let hits: Vec<_> = plan
             .hits
             .iter()
             .map(|h| json!({"core": h.core, "round": h.round, "speedup": (h.speedup * 100.0).round() / 100.0}))
             .collect();
-        let out = json!({
+        let json = json!({
             "steps": plan.steps,
             "cores": plan.starts.len(),
             "init": plan.starts,
             "preview_round": plan.preview_round,
             "hits": hits,
         });
-        println!("{out}");
+        writeln!(out, "{json}")?;
         return Ok(());
     }
     let seq: Vec<String> = plan.starts.iter().map(ToString::to_string).collect();
-    println!(
+    writeln!(
+        out,
         "steps {}, cores {}, init {}",
         plan.steps,
         plan.starts.len(),
         seq.join("-")
-    );
-    println!("preview after round {}", plan.preview_round);
-    println!(
+    )?;
+    writeln!(out, "preview after round {}", plan.preview_round)?;
+    writeln!(
+        out,
         "{:>6} {:>6} {:>6} {:>8}",
         "output", "core", "round", "speedup"
-    );
+    )?;
     for (n, h) in plan.hits.iter().enumerate() {
-        println!(
+        writeln!(
+            out,
             "{:>6} {:>6} {:>6} {:>7.2}x",
             n + 1,
             h.core,
             h.round,
             h.speedup
-        );
+        )?;
     }
     Ok(())
 }

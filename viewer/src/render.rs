@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use chords::planner::{ModelScorer, Scorer};
 use chords::{
     Backend, BetaSchedule, CancelToken, Chords, CpuBackend, Ddim, Euler, Event, FlowSchedule,
     GaussianMixture, InitSequence, Model, Paradigms, Prediction, RunOptions, RunSummary, Sampler,
@@ -46,7 +47,7 @@ enum Method {
 }
 
 impl Method {
-    fn from_args(args: &RenderArgs) -> Result<Self> {
+    fn from_args(args: &RenderArgs, calibration: Option<&mut dyn Scorer>) -> Result<Self> {
         let baseline = |default: f64| -> Result<(usize, f64)> {
             if args.schedule.cores == 0 {
                 bail!("--cores must be at least 1");
@@ -54,7 +55,7 @@ impl Method {
             Ok((args.schedule.cores, args.tolerance.unwrap_or(default)))
         };
         Ok(match args.sampler {
-            SamplerKind::Chords => Self::Chords(plan::sequence(&args.schedule)?),
+            SamplerKind::Chords => Self::Chords(plan::sequence(&args.schedule, calibration)?),
             SamplerKind::Sequential => Self::Sequential,
             SamplerKind::Paradigms => {
                 let (cores, tolerance) = baseline(0.1)?;
@@ -165,7 +166,22 @@ pub fn run(args: &RenderArgs) -> Result<()> {
         ModelChoice::Emoji(_) => chords_wgpu::emoji::SHAPE.to_vec(),
     };
     let x0 = initial_noise(args, &latent_shape)?;
-    let method = Method::from_args(args)?;
+    let method = if args.schedule.calibrate {
+        // Candidates are scored on this very model and starting point, on the CPU.
+        let solver = solver.clone();
+        match &model {
+            ModelChoice::Mixture(m) => {
+                let mut scorer = ModelScorer::new(m, solver, vec![x0.clone()])?;
+                Method::from_args(args, Some(&mut scorer))?
+            }
+            ModelChoice::Emoji(m) => {
+                let mut scorer = ModelScorer::new(m, solver, vec![x0.clone()])?;
+                Method::from_args(args, Some(&mut scorer))?
+            }
+        }
+    } else {
+        Method::from_args(args, None)?
+    };
     let cores = method.cores();
     stop.validate(cores)?;
     let threads = if args.threads == 0 {
@@ -398,7 +414,7 @@ fn write_outputs(
         let mut entry =
             json!({"core": core, "round": round, "speedup": speedup, "file": file, "png": png});
         if let Some((reference, _)) = &result.reference {
-            entry["rmse_vs_sequential"] = json!(rmse(data, reference));
+            entry["rmse_vs_sequential"] = json!(chords::rmse(data, reference));
         }
         Ok(entry)
     };
@@ -586,14 +602,4 @@ fn sample<B: Backend, M: Model<B>>(
         summary,
         wall,
     })
-}
-
-/// Root-mean-square difference of two latents.
-fn rmse(a: &[f32], b: &[f32]) -> f64 {
-    let sq: f64 = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (*x as f64 - *y as f64).powi(2))
-        .sum();
-    (sq / a.len().max(1) as f64).sqrt()
 }
