@@ -1,6 +1,7 @@
 //! The initialisation-sequence parser on arbitrary text and step counts: a valid sequence
 //! (starting at 0, strictly increasing, below T) or an error, never a panic; its plan has
-//! one hit per core, fastest first, the last at round T.
+//! one hit per core, fastest first (two cores may hit in the same round), the last at
+//! round T.
 #![no_main]
 
 use chords::InitSequence;
@@ -19,5 +20,5 @@ fuzz_target!(|input: (&str, u16)| {
     let plan = seq.plan();
     assert_eq!(plan.hits.len(), seq.cores());
     assert_eq!(plan.hits.last().map(|h| h.round), Some(steps));
-    assert!(plan.hits.windows(2).all(|w| w[0].round < w[1].round));
+    assert!(plan.hits.windows(2).all(|w| w[0].round <= w[1].round));
 });

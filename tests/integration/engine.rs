@@ -523,3 +523,39 @@ fn live_latents_do_not_grow_with_rounds() {
     assert!(short <= 8 * 7, "{short} latents for 8 cores");
     assert_eq!(peak(200), short);
 }
+
+/// Found by the `engine` fuzz target (its assertion was wrong, the engine right): with
+/// 0-1 on T = 64 both cores hit in round 64, so `core-index:1` stops after that round
+/// with both hits delivered, the last being the sequential solve.
+#[test]
+fn hits_of_one_round_all_arrive_before_the_stop() {
+    let solver = Arc::new(Euler::new(FlowSchedule::new(64, 1.0).unwrap()));
+    let init = InitSequence::parse("0-1", 64).unwrap();
+    let plan = init.plan();
+    assert_eq!(
+        plan.hits
+            .iter()
+            .map(|h| (h.core, h.round))
+            .collect::<Vec<_>>(),
+        vec![(1, 64), (0, 64)]
+    );
+    let x0 = CpuLatent::from(vec![-2.36, 0.0]);
+    let model = Linear {
+        lambda: 0.5,
+        fail: None,
+    };
+    let mut sampler = Chords::new(solver.clone(), init, x0.clone()).unwrap();
+    let (summary, events) = record(&mut sampler, &model, 1, StopRule::CoreIndex(1)).unwrap();
+    assert_eq!((summary.rounds, summary.reason), (64, StopReason::Rule));
+    let hits: Vec<_> = outputs(&events).into_iter().filter(|h| h.0 > 0).collect();
+    assert_eq!(
+        hits.iter().map(|h| (h.1, h.2)).collect::<Vec<_>>(),
+        vec![(1, 64), (0, 64)]
+    );
+    let mut sequential = Sequential::new(solver, x0);
+    let (_, seq_events) = record(&mut sequential, &model, 1, StopRule::All).unwrap();
+    assert_eq!(
+        hits.last().map(|h| &h.3),
+        outputs(&seq_events).last().map(|h| &h.3)
+    );
+}

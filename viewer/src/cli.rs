@@ -26,6 +26,8 @@ pub enum Command {
     Data(crate::data::DataArgs),
     /// Train the emoji model.
     Train(crate::train::TrainArgs),
+    /// Every sampler at 4, 6 and 8 cores on the built-in models: the paper's tables.
+    Bench(crate::bench::BenchArgs),
 }
 
 /// Steps, cores and the initialisation sequence (shared by `plan` and `render`).

@@ -3,6 +3,7 @@
 //! Every failure prints one line `error: …` on stderr and exits with code 2; a render
 //! stopped by Ctrl-C writes what it has, says so in one line and exits with code 130.
 
+mod bench;
 mod cli;
 mod data;
 mod files;
@@ -48,6 +49,7 @@ fn main() -> ExitCode {
         cli::Command::Render(a) => render::run(&a),
         cli::Command::Data(a) => data::run(&a),
         cli::Command::Train(a) => train::run(&a),
+        cli::Command::Bench(a) => bench::run_bench(&a),
         cli::Command::Adapters => {
             let adapters =
                 chords_wgpu::list_adapters(chords_wgpu::wgpu::Backends::all().with_env());

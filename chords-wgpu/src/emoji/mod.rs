@@ -75,6 +75,13 @@ impl EmojiModel {
         })
     }
 
+    /// The network with the weights shipped in `assets/emoji/emoji.bpk` (built into the
+    /// binary; provenance and training run in `assets/README.md`).
+    pub fn shipped(device: &Device) -> Result<Self, EmojiError> {
+        let bytes = include_bytes!("../../../assets/emoji/emoji.bpk").to_vec();
+        Self::from_bytes(bytes, "the built-in weights", device)
+    }
+
     /// The network with weights from a file.
     pub fn load(path: &Path, device: &Device) -> Result<Self, EmojiError> {
         let bytes = std::fs::read(path).map_err(|e| EmojiError::Weights {

@@ -1,0 +1,408 @@
+//! `chords bench`: every sampler at several core counts on the built-in models, shaped like
+//! the paper's Tables 1–3, with the convergence and speed-up plots.
+//!
+//! For each model and K: sequential (once), ParaDIGMS (τ 0.1), SRDS (τ 1e-3) and CHORDS with
+//! the paper's, the uniform and the planner's sequences. CHORDS is scored at its first hit
+//! (the paper's headline output); the baselines when they have converged. Speed-up is
+//! T / rounds; time per sample is the wall time to that output on this machine; RMSE is
+//! against the sequential solve from the same noise, and PSNR compares the two as 8-bit
+//! pictures.
+
+use std::fs;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use chords::{
+    Chords, CpuBackend, CpuLatent, Euler, Event, FlowSchedule, GaussianMixture, InitSequence,
+    InitStrategy, Model, Paradigms, Prediction, RunOptions, Sampler, Sequential, Solver, Srds,
+    StopRule, noise, planner, run,
+};
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::plot;
+
+/// `chords bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Models to measure.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [BenchModel::Mixture, BenchModel::Emoji])]
+    pub models: Vec<BenchModel>,
+    /// Core counts K.
+    #[arg(long, value_delimiter = ',', default_values_t = [4, 6, 8])]
+    pub cores: Vec<usize>,
+    /// Steps T.
+    #[arg(long, default_value_t = 50)]
+    pub steps: usize,
+    /// Samples (noise seeds 0..N) per configuration; figures are their means.
+    #[arg(long, default_value_t = 2)]
+    pub samples: usize,
+    /// Emoji weights (default: the shipped ones).
+    #[arg(long, value_name = "FILE")]
+    pub weights: Option<PathBuf>,
+    /// Print the rows as JSON instead of the markdown table.
+    #[arg(long)]
+    pub json: bool,
+    /// Where to write bench.md, bench.json and the plots.
+    #[arg(long, default_value = "out/bench")]
+    pub out: PathBuf,
+}
+
+/// Models `chords bench` knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchModel {
+    /// The built-in Gaussian mixture (exact denoiser, 8 components of 3×32×32).
+    Mixture,
+    /// The emoji flow-matching network (class smileys, guidance 2).
+    Emoji,
+}
+
+/// One line of the table.
+#[derive(Debug, Clone, Serialize)]
+struct Row {
+    model: &'static str,
+    sampler: &'static str,
+    init: Option<&'static str>,
+    cores: usize,
+    sequence: Option<String>,
+    speedup: f64,
+    rounds: f64,
+    time_per_sample_ms: f64,
+    latent_rmse: f64,
+    psnr_db: f64,
+}
+
+/// The samplers of one K.
+#[derive(Debug, Clone)]
+enum Entry {
+    Sequential,
+    Paradigms,
+    Srds,
+    Chords(&'static str, InitSequence),
+}
+
+/// What one run gives: rounds and wall time to the scored output, the output, and every
+/// streamed output's `(round, latent)` for the convergence curve.
+struct Measured {
+    rounds: usize,
+    wall_ms: f64,
+    output: Vec<f32>,
+    stream: Vec<(usize, Vec<f32>)>,
+}
+
+fn measure<M: Model<CpuBackend>>(
+    model: &M,
+    solver: &Arc<dyn Solver>,
+    entry: &Entry,
+    cores: usize,
+    x0: &[f32],
+) -> Result<Measured> {
+    let x0 = CpuLatent::from(x0.to_vec());
+    let solver = solver.clone();
+    let (mut sampler, scored_position): (Box<dyn Sampler<CpuBackend>>, usize) = match entry {
+        Entry::Sequential => (Box::new(Sequential::new(solver, x0)), 1),
+        Entry::Paradigms => (Box::new(Paradigms::new(solver, cores, 0.1, x0)?), 1),
+        Entry::Srds => (Box::new(Srds::new(solver, cores, 1e-3, x0)?), 1),
+        Entry::Chords(_, init) => (Box::new(Chords::new(solver, init.clone(), x0)?), 1),
+    };
+    // One worker thread per core, as `chords render` runs; a batching model (emoji) gets
+    // each round as one stacked call instead.
+    let options = RunOptions {
+        threads: 0,
+        stop: StopRule::All,
+        ..Default::default()
+    };
+    let started = Instant::now();
+    let mut scored = None;
+    let mut stream = Vec::new();
+    run(sampler.as_mut(), &CpuBackend, model, &options, &mut |e| {
+        if let Event::Hit(o) = e {
+            let data = o.latent.as_slice().to_vec();
+            if o.position == scored_position {
+                scored = Some((o.round, started.elapsed().as_secs_f64() * 1e3, data.clone()));
+            }
+            stream.push((o.round, data));
+        }
+    })?;
+    let (rounds, wall_ms, output) = scored.context("the run produced no output")?;
+    Ok(Measured {
+        rounds,
+        wall_ms,
+        output,
+        stream,
+    })
+}
+
+/// PSNR in dB of two latents as 8-bit pictures (the preview mapping).
+fn psnr(shape: &[usize], a: &[f32], b: &[f32]) -> Result<f64> {
+    let picture = |x| chords::preview::rgba8(shape, x).context("latent is not a picture");
+    let (pa, pb) = (picture(a)?.pixels, picture(b)?.pixels);
+    let mse = pa
+        .iter()
+        .zip(&pb)
+        .map(|(x, y)| (*x as f64 - *y as f64).powi(2))
+        .sum::<f64>()
+        / pa.len().max(1) as f64;
+    Ok(if mse == 0.0 {
+        f64::INFINITY
+    } else {
+        10.0 * (255.0f64.powi(2) / mse).log10()
+    })
+}
+
+/// Runs `chords bench`.
+pub fn run_bench(args: &BenchArgs) -> Result<()> {
+    if args.samples == 0 || args.steps == 0 || args.cores.iter().any(|&k| k == 0) {
+        bail!("--samples, --steps and every --cores must be at least 1");
+    }
+    if let Some(k) = args.cores.iter().find(|&&k| k > args.steps) {
+        bail!("{k} cores need at least {k} steps, got {}", args.steps);
+    }
+    fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let solver: Arc<dyn Solver> = Arc::new(Euler::new(FlowSchedule::new(args.steps, 1.0)?));
+    let mut rows = Vec::new();
+    let mut curves = Vec::new();
+    for &model in &args.models {
+        match model {
+            BenchModel::Mixture => {
+                let (means, shape) = chords::mixture::demo_means();
+                let mixture = GaussianMixture::new(means, shape, 0.05, Prediction::Velocity)?;
+                let latent = mixture.latent_shape().to_vec();
+                bench_model(
+                    "mixture",
+                    &mixture,
+                    &latent,
+                    &solver,
+                    args,
+                    &mut rows,
+                    &mut curves,
+                )?;
+            }
+            BenchModel::Emoji => {
+                let device = chords_wgpu::emoji::cpu_device();
+                let emoji = match &args.weights {
+                    Some(path) => chords_wgpu::emoji::EmojiModel::load(path, &device)?,
+                    None => chords_wgpu::emoji::EmojiModel::shipped(&device)?,
+                }
+                .with_guidance(2.0)?
+                .with_batching(true);
+                let latent = chords_wgpu::emoji::SHAPE.to_vec();
+                bench_model(
+                    "emoji",
+                    &emoji,
+                    &latent,
+                    &solver,
+                    args,
+                    &mut rows,
+                    &mut curves,
+                )?;
+            }
+        }
+    }
+    let table = markdown(&rows, args);
+    let json_text = serde_json::to_string_pretty(&json!({ "rows": rows }))?;
+    fs::write(args.out.join("bench.md"), &table)?;
+    fs::write(args.out.join("bench.json"), &json_text)?;
+    write_plots(&rows, &curves, args)?;
+    if args.json {
+        println!("{json_text}");
+    } else {
+        print!("{table}");
+    }
+    eprintln!(
+        "wrote bench.md, bench.json, convergence.svg and speedup.svg to {}",
+        args.out.display()
+    );
+    Ok(())
+}
+
+/// `(model, K, sequence name, [(round, L1 to the final output)])` for the convergence plot.
+type Curve = (&'static str, usize, &'static str, Vec<(f64, f64)>);
+
+fn bench_model<M: Model<CpuBackend>>(
+    name: &'static str,
+    model: &M,
+    latent: &[usize],
+    solver: &Arc<dyn Solver>,
+    args: &BenchArgs,
+    rows: &mut Vec<Row>,
+    curves: &mut Vec<Curve>,
+) -> Result<()> {
+    let steps = args.steps;
+    let seeds: Vec<Vec<f32>> = (0..args.samples as u64)
+        .map(|s| noise::gaussian(s, latent.iter().product()))
+        .collect();
+    let mut plans = Vec::new();
+    for &k in &args.cores {
+        let mut entries = vec![Entry::Paradigms, Entry::Srds];
+        if let Ok(init) = InitSequence::from_strategy(InitStrategy::Paper, steps, k) {
+            let speedup = init.plan().hits[0].speedup;
+            entries.push(Entry::Chords("paper", init));
+            let optimal = planner::Surrogate::new(steps)?.plan(k, speedup)?;
+            entries.push(Entry::Chords("optimal", optimal));
+        }
+        entries.push(Entry::Chords(
+            "uniform",
+            InitSequence::from_strategy(InitStrategy::Uniform, steps, k)?,
+        ));
+        plans.push((k, entries));
+    }
+    let runs = (1 + plans.iter().map(|(_, e)| e.len()).sum::<usize>()) * seeds.len();
+    let bar = ProgressBar::new(runs as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:>8} [{bar:30}] {pos}/{len} runs {msg} ({elapsed})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(name);
+    bar.set_message("sequential");
+    let mut references = Vec::new();
+    let mut sequential_ms = 0.0;
+    for x0 in &seeds {
+        let m = measure(model, solver, &Entry::Sequential, 1, x0)?;
+        sequential_ms += m.wall_ms / seeds.len() as f64;
+        references.push(m.output);
+        bar.inc(1);
+    }
+    rows.push(Row {
+        model: name,
+        sampler: "sequential",
+        init: None,
+        cores: 1,
+        sequence: None,
+        speedup: 1.0,
+        rounds: steps as f64,
+        time_per_sample_ms: sequential_ms,
+        latent_rmse: 0.0,
+        psnr_db: f64::INFINITY,
+    });
+    for (k, entries) in plans {
+        for entry in entries {
+            let (sampler, init, sequence) = match &entry {
+                Entry::Sequential => ("sequential", None, None),
+                Entry::Paradigms => ("paradigms", None, None),
+                Entry::Srds => ("srds", None, None),
+                Entry::Chords(init, seq) => ("chords", Some(*init), Some(seq.to_string())),
+            };
+            bar.set_message(format!("{sampler} {} K={k}", init.unwrap_or("")));
+            let n = seeds.len() as f64;
+            let (mut rounds, mut ms, mut rmse, mut db) = (0.0, 0.0, 0.0, 0.0);
+            for (x0, reference) in seeds.iter().zip(&references) {
+                let m = measure(model, solver, &entry, k, x0)?;
+                rounds += m.rounds as f64 / n;
+                ms += m.wall_ms / n;
+                rmse += chords::rmse(&m.output, reference) / n;
+                db += psnr(latent, &m.output, reference)? / n;
+                let first_of_its_kind =
+                    init.filter(|i| !curves.iter().any(|c| c.0 == name && c.1 == k && c.2 == *i));
+                if let Some(init) = first_of_its_kind {
+                    let last = &m.stream.last().context("no outputs")?.1;
+                    let l1 = |x: &[f32]| {
+                        x.iter()
+                            .zip(last)
+                            .map(|(a, b)| (a - b).abs() as f64)
+                            .sum::<f64>()
+                            / x.len() as f64
+                    };
+                    let points = m.stream.iter().map(|(r, x)| (*r as f64, l1(x))).collect();
+                    curves.push((name, k, init, points));
+                }
+                bar.inc(1);
+            }
+            rows.push(Row {
+                model: name,
+                sampler,
+                init,
+                cores: k,
+                sequence,
+                speedup: steps as f64 / rounds,
+                rounds,
+                time_per_sample_ms: ms,
+                latent_rmse: rmse,
+                psnr_db: db,
+            });
+        }
+    }
+    bar.finish_and_clear();
+    Ok(())
+}
+
+/// The rows as markdown tables, one per model.
+fn markdown(rows: &[Row], args: &BenchArgs) -> String {
+    let mut text = String::new();
+    let mut models: Vec<&str> = rows.iter().map(|r| r.model).collect();
+    models.dedup();
+    for model in models {
+        text += &format!(
+            "\n### {model}: T = {}, Euler, {} sample(s), CPU backend, a worker thread per core\n\n",
+            args.steps, args.samples
+        );
+        text += "| sampler | init | K | sequence | speed-up | rounds | time / sample (ms) | latent RMSE | PSNR (dB) |\n";
+        text += "|---|---|---:|---|---:|---:|---:|---:|---:|\n";
+        for r in rows.iter().filter(|r| r.model == model) {
+            text += &format!(
+                "| {} | {} | {} | {} | {:.2}× | {:.1} | {:.1} | {:.2e} | {} |\n",
+                r.sampler,
+                r.init.unwrap_or("–"),
+                r.cores,
+                r.sequence.as_deref().unwrap_or("–"),
+                r.speedup,
+                r.rounds,
+                r.time_per_sample_ms,
+                r.latent_rmse,
+                if r.psnr_db.is_finite() {
+                    format!("{:.1}", r.psnr_db)
+                } else {
+                    "∞".into()
+                }
+            );
+        }
+    }
+    text
+}
+
+/// `convergence.svg` (the paper's Figure 5) and `speedup.svg` (Figure 4).
+fn write_plots(rows: &[Row], curves: &[Curve], args: &BenchArgs) -> Result<()> {
+    let k = args.cores.iter().copied().max().unwrap_or(1);
+    let series: Vec<(String, Vec<(f64, f64)>)> = curves
+        .iter()
+        .filter(|c| c.1 == k)
+        .map(|c| {
+            let points = c.3.iter().copied().filter(|p| p.1 > 0.0).collect();
+            (format!("{} {}", c.0, c.2), points)
+        })
+        .collect();
+    let convergence = plot::line_chart(
+        &format!("CHORDS, K = {k}: distance of each streamed output to the final one"),
+        "round",
+        "mean |output - final| (log scale)",
+        true,
+        &series,
+    );
+    fs::write(args.out.join("convergence.svg"), convergence)?;
+    let mut speedups: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    for r in rows.iter().filter(|r| r.sampler != "sequential") {
+        let label = match r.init {
+            Some(init) => format!("{} chords {init}", r.model),
+            None => format!("{} {}", r.model, r.sampler),
+        };
+        match speedups.iter_mut().find(|s| s.0 == label) {
+            Some(s) => s.1.push((r.cores as f64, r.speedup)),
+            None => speedups.push((label, vec![(r.cores as f64, r.speedup)])),
+        }
+    }
+    let chart = plot::line_chart(
+        "speed-up (T / rounds) against cores",
+        "cores K",
+        "speed-up",
+        false,
+        &speedups,
+    );
+    fs::write(args.out.join("speedup.svg"), chart)?;
+    Ok(())
+}
