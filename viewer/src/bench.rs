@@ -24,7 +24,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::plot;
+use crate::raster;
 
 /// `chords bench`.
 #[derive(Debug, Args)]
@@ -156,7 +156,7 @@ fn psnr(shape: &[usize], a: &[f32], b: &[f32]) -> Result<f64> {
 
 /// Runs `chords bench`.
 pub fn run_bench(args: &BenchArgs) -> Result<()> {
-    if args.samples == 0 || args.steps == 0 || args.cores.iter().any(|&k| k == 0) {
+    if args.samples == 0 || args.steps == 0 || args.cores.contains(&0) {
         bail!("--samples, --steps and every --cores must be at least 1");
     }
     if let Some(k) = args.cores.iter().find(|&&k| k > args.steps) {
@@ -215,7 +215,7 @@ pub fn run_bench(args: &BenchArgs) -> Result<()> {
         print!("{table}");
     }
     eprintln!(
-        "wrote bench.md, bench.json, convergence.svg and speedup.svg to {}",
+        "wrote bench.md, bench.json, convergence.png and speedup.png to {}",
         args.out.display()
     );
     Ok(())
@@ -366,7 +366,7 @@ fn markdown(rows: &[Row], args: &BenchArgs) -> String {
     text
 }
 
-/// `convergence.svg` (the paper's Figure 5) and `speedup.svg` (Figure 4).
+/// `convergence.png` (the paper's Figure 5) and `speedup.png` (Figure 4).
 fn write_plots(rows: &[Row], curves: &[Curve], args: &BenchArgs) -> Result<()> {
     let k = args.cores.iter().copied().max().unwrap_or(1);
     let series: Vec<(String, Vec<(f64, f64)>)> = curves
@@ -377,14 +377,14 @@ fn write_plots(rows: &[Row], curves: &[Curve], args: &BenchArgs) -> Result<()> {
             (format!("{} {}", c.0, c.2), points)
         })
         .collect();
-    let convergence = plot::line_chart(
+    let convergence = raster::line_chart_png(
         &format!("CHORDS, K = {k}: distance of each streamed output to the final one"),
         "round",
         "mean |output - final| (log scale)",
         true,
         &series,
-    );
-    fs::write(args.out.join("convergence.svg"), convergence)?;
+    )?;
+    fs::write(args.out.join("convergence.png"), convergence)?;
     let mut speedups: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
     for r in rows.iter().filter(|r| r.sampler != "sequential") {
         let label = match r.init {
@@ -396,13 +396,13 @@ fn write_plots(rows: &[Row], curves: &[Curve], args: &BenchArgs) -> Result<()> {
             None => speedups.push((label, vec![(r.cores as f64, r.speedup)])),
         }
     }
-    let chart = plot::line_chart(
+    let chart = raster::line_chart_png(
         "speed-up (T / rounds) against cores",
         "cores K",
         "speed-up",
         false,
         &speedups,
-    );
-    fs::write(args.out.join("speedup.svg"), chart)?;
+    )?;
+    fs::write(args.out.join("speedup.png"), chart)?;
     Ok(())
 }

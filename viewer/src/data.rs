@@ -125,8 +125,11 @@ pub fn run(args: &DataArgs) -> Result<()> {
     Ok(())
 }
 
+/// The package's `emoji.json` and its 64×64 Google PNGs by file name.
+type Package = (Vec<u8>, HashMap<String, Vec<u8>>);
+
 /// `package/emoji.json` and the 64×64 Google PNGs by file name.
-fn read_package(tarball: &Path) -> Result<(Vec<u8>, HashMap<String, Vec<u8>>)> {
+fn read_package(tarball: &Path) -> Result<Package> {
     let file =
         fs::File::open(tarball).with_context(|| format!("cannot open {}", tarball.display()))?;
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));

@@ -9,6 +9,7 @@ mod data;
 mod files;
 mod plan;
 mod plot;
+mod raster;
 mod render;
 mod train;
 

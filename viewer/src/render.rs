@@ -109,7 +109,7 @@ impl Method {
 /// The model a run samples from.
 enum ModelChoice {
     Mixture(GaussianMixture),
-    Emoji(EmojiModel),
+    Emoji(Box<EmojiModel>),
 }
 
 impl ModelChoice {
@@ -158,7 +158,7 @@ pub fn run(args: &RenderArgs) -> Result<()> {
             if args.solver != SolverKind::Euler {
                 bail!("the emoji model is a flow-matching model: use --solver euler");
             }
-            ModelChoice::Emoji(emoji_model(args)?)
+            ModelChoice::Emoji(Box::new(emoji_model(args)?))
         }
     };
     let latent_shape = match &model {
@@ -175,7 +175,7 @@ pub fn run(args: &RenderArgs) -> Result<()> {
                 Method::from_args(args, Some(&mut scorer))?
             }
             ModelChoice::Emoji(m) => {
-                let mut scorer = ModelScorer::new(m, solver, vec![x0.clone()])?;
+                let mut scorer = ModelScorer::new(m.as_ref(), solver, vec![x0.clone()])?;
                 Method::from_args(args, Some(&mut scorer))?
             }
         }
@@ -252,7 +252,7 @@ pub fn run(args: &RenderArgs) -> Result<()> {
         None => (
             match &job.model {
                 ModelChoice::Mixture(m) => execute(&CpuBackend, m, &job)?,
-                ModelChoice::Emoji(m) => execute(&CpuBackend, m, &job)?,
+                ModelChoice::Emoji(m) => execute(&CpuBackend, m.as_ref(), &job)?,
             },
             json!({"adapters": [], "bytes_transferred": 0}),
         ),

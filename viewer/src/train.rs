@@ -2,7 +2,7 @@
 //!
 //! Checkpoints (`model.bpk`, `optim.bpk`, `state.txt`) go to `--checkpoint` every
 //! `--save-every` steps and at the end; `--resume` continues a run exactly. `loss.csv` and
-//! `loss.svg` record the training loss (mean over each interval) and the held-out loss.
+//! `loss.png` record the training loss (mean over each interval) and the held-out loss.
 
 use std::fs;
 use std::io::Write;
@@ -118,7 +118,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             let held = trainer.held_out_loss(&held_out)?;
             writeln!(log, "{step},{:.6},{held:.6}", sum / count as f64)?;
             log.flush()?;
-            plot::loss_curves(&log_path, &args.checkpoint.join("loss.svg"))?;
+            plot::loss_curves(&log_path, &args.checkpoint.join("loss.png"))?;
             bar.println(format!(
                 "step {step}: train loss {:.4}, held-out loss {held:.4}",
                 sum / count as f64
