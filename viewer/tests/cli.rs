@@ -380,6 +380,30 @@ fn bad_input_is_one_line_and_exit_code_2() {
         ),
         (r(&["--steps", "99999999999999999999"]), vec!["steps"]),
         (r(&["--cores", "100000"]), vec!["100000"]),
+        (
+            vec!["plan".into(), "--speedup".into(), "2".into()],
+            vec!["--strategy optimal"],
+        ),
+        (
+            vec![
+                "plan".into(),
+                "--strategy".into(),
+                "optimal".into(),
+                "--speedup".into(),
+                "99".into(),
+            ],
+            vec!["99", "out of reach"],
+        ),
+        (
+            vec![
+                "bench".into(),
+                "--cores".into(),
+                "0".into(),
+                "--out".into(),
+                d("bench"),
+            ],
+            vec!["--cores"],
+        ),
     ];
     let before = snapshot(&dir);
     for (args, needles) in &cases {
@@ -679,5 +703,108 @@ fn render_runs_the_baselines() {
         if sampler == "srds" {
             assert_eq!(hits[0]["rmse_vs_sequential"], 0.0);
         }
+    }
+}
+
+/// `chords plan --strategy optimal`: the fastest hit lands where --speedup puts it.
+#[test]
+fn the_planner_meets_the_wanted_speedup() {
+    let out = chords(&[
+        "plan",
+        "--steps",
+        "50",
+        "--cores",
+        "6",
+        "--strategy",
+        "optimal",
+        "--speedup",
+        "2.5",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(plan["hits"][0]["round"], 20);
+    let init: Vec<u64> = plan["init"]
+        .as_array()
+        .expect("init")
+        .iter()
+        .map(|v| v.as_u64().expect("index"))
+        .collect();
+    assert_eq!((init.len(), init[0], init[5]), (6, 0, 35));
+    assert!(init.windows(2).all(|w| w[0] < w[1]));
+}
+
+/// `chords bench` on a small configuration: one row per sampler and K, the JSON shape the
+/// issue asks for, the table and the plots.
+#[test]
+fn bench_writes_rows_table_and_plots() {
+    let dir = scratch("bench");
+    let out = dir.to_str().expect("utf-8");
+    let run = chords(&[
+        "bench",
+        "--models",
+        "mixture",
+        "--cores",
+        "4",
+        "--steps",
+        "20",
+        "--samples",
+        "1",
+        "--json",
+        "--out",
+        out,
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&run.stdout).expect("json");
+    let rows = json["rows"].as_array().expect("rows");
+    let names: Vec<(String, Option<String>)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["sampler"].as_str().expect("sampler").to_string(),
+                r["init"].as_str().map(String::from),
+            )
+        })
+        .collect();
+    let want = [
+        ("sequential", None),
+        ("paradigms", None),
+        ("srds", None),
+        ("chords", Some("paper")),
+        ("chords", Some("optimal")),
+        ("chords", Some("uniform")),
+    ];
+    assert_eq!(
+        names,
+        want.iter()
+            .map(|(s, i)| (s.to_string(), i.map(String::from)))
+            .collect::<Vec<_>>()
+    );
+    for r in rows {
+        for key in [
+            "model",
+            "cores",
+            "speedup",
+            "time_per_sample_ms",
+            "latent_rmse",
+        ] {
+            assert!(!r[key].is_null(), "{key} missing in {r}");
+        }
+    }
+    // CHORDS with the paper sequence 0-8-16-32 (scaled to T = 20: 0-3-6-13) hits first at round
+    // 20 - 13 + 3 = 10: speed-up 2.
+    let paper = &rows[3];
+    assert_eq!(paper["sequence"], "0-3-6-13");
+    assert_eq!(paper["speedup"], 2.0);
+    for file in ["bench.md", "bench.json", "convergence.png", "speedup.png"] {
+        assert!(dir.join(file).exists(), "{file} missing");
     }
 }
