@@ -8,23 +8,32 @@
 //! after an earlier submission's reads of the same buffer.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Free buffers kept per size; beyond this, dropped buffers are released to wgpu.
 const KEEP_PER_SIZE: usize = 64;
 
-/// A device's free buffers, by size in bytes.
+/// A device's free buffers, by size in bytes, and a count of those in use.
 #[derive(Debug, Default)]
-pub(crate) struct FreeList(Mutex<HashMap<u64, Vec<wgpu::Buffer>>>);
+pub(crate) struct FreeList {
+    free: Mutex<HashMap<u64, Vec<wgpu::Buffer>>>,
+    in_use: AtomicUsize,
+}
 
 impl FreeList {
     /// A free buffer of exactly `size` bytes, if one is kept.
     pub(crate) fn take(&self, size: u64) -> Option<wgpu::Buffer> {
-        self.0.lock().ok()?.get_mut(&size)?.pop()
+        self.free.lock().ok()?.get_mut(&size)?.pop()
+    }
+
+    /// Storage buffers handed out and not yet dropped.
+    pub(crate) fn in_use(&self) -> usize {
+        self.in_use.load(Ordering::SeqCst)
     }
 
     fn put(&self, buffer: wgpu::Buffer) {
-        if let Ok(mut free) = self.0.lock() {
+        if let Ok(mut free) = self.free.lock() {
             let list = free.entry(buffer.size()).or_default();
             if list.len() < KEEP_PER_SIZE {
                 list.push(buffer);
@@ -42,6 +51,7 @@ pub struct GpuBuffer {
 
 impl GpuBuffer {
     pub(crate) fn new(buffer: wgpu::Buffer, free: Arc<FreeList>) -> Self {
+        free.in_use.fetch_add(1, Ordering::SeqCst);
         Self {
             buffer: Some(buffer),
             free,
@@ -63,6 +73,7 @@ impl std::ops::Deref for GpuBuffer {
 impl Drop for GpuBuffer {
     fn drop(&mut self) {
         if let Some(buffer) = self.buffer.take() {
+            self.free.in_use.fetch_sub(1, Ordering::SeqCst);
             self.free.put(buffer);
         }
     }

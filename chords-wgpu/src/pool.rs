@@ -119,6 +119,12 @@ impl Gpu {
         &self.queue
     }
 
+    /// Storage buffers of this device in use (latents and model data alive anywhere); a
+    /// finished or cancelled run leaves this where it found it.
+    pub fn buffers_in_use(&self) -> usize {
+        self.free.in_use()
+    }
+
     /// The largest buffer, in bytes, a kernel can bind on this device.
     pub fn max_binding(&self) -> u64 {
         let limits = self.device.limits();

@@ -104,10 +104,24 @@ fn a_cancelled_run_stops_at_once_and_leaves_nothing_behind() {
     let reused = WgpuBackend::new(pool(DeviceSharing::PerAdapter).unwrap());
     let gpu_model = GpuMixture::new(&reused, &model).unwrap();
     let with_pool = threads();
+    let buffers = || -> usize {
+        reused
+            .pool()
+            .gpus()
+            .iter()
+            .map(|g| g.buffers_in_use())
+            .sum()
+    };
+    let held_by_model = buffers();
     for &r in &rounds {
         let (summary, ..) = sample(&reused, &gpu_model, Some(r));
         assert_eq!((summary.reason, summary.rounds), (StopReason::Cancelled, r));
         assert_eq!(threads(), with_pool, "threads left behind after round {r}");
+        assert_eq!(
+            buffers(),
+            held_by_model,
+            "buffers left behind after round {r}"
+        );
         assert_eq!(
             sample(&reused, &gpu_model, None).1,
             want,
