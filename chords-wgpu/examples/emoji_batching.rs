@@ -30,6 +30,7 @@ fn per_round_ms(model: &EmojiModel) -> Result<f64, Box<dyn std::error::Error>> {
         threads: 0,
         stop: StopRule::All,
         cancel: cancel.clone(),
+        ..Default::default()
     };
     let mut started = None;
     let mut elapsed = 0.0;

@@ -31,6 +31,9 @@ pub struct RunOptions {
     pub stop: StopRule,
     /// Stops the run before its next round when cancelled.
     pub cancel: CancelToken,
+    /// Keeps a host copy of core 0's point each round (one download per round), so that
+    /// core 0 survives the loss of its device's memory, not only a failed call.
+    pub mirror: bool,
 }
 
 impl Default for RunOptions {
@@ -39,6 +42,7 @@ impl Default for RunOptions {
             threads: 0,
             stop: StopRule::CoreIndex(1),
             cancel: CancelToken::new(),
+            mirror: false,
         }
     }
 }
@@ -195,6 +199,8 @@ fn drive<B: Backend>(
 ) -> Result<RunSummary> {
     let mut model_calls = 0;
     let mut retired = Vec::new();
+    // With `options.mirror`: core 0's point for the coming round, on the host.
+    let mut mirror: Option<Vec<f32>> = None;
     let mut stop = StopTracker::new(options.stop);
     let summary = |rounds, model_calls, retired: &Vec<usize>, reason| RunSummary {
         rounds,
@@ -218,6 +224,9 @@ fn drive<B: Backend>(
             round,
             evaluations: requests.iter().map(|r| (r.core, r.index)).collect(),
         });
+        if options.mirror && round == 1 {
+            mirror = core_0_point(backend, &requests);
+        }
         let results = evaluate(&requests)?;
         model_calls += requests.len();
         let mut outputs = Vec::with_capacity(requests.len());
@@ -241,7 +250,10 @@ fn drive<B: Backend>(
                 continue;
             }
             let error_text = error.to_string();
-            outputs.push(move_and_retry(sampler, backend, evaluate, round, r, error)?);
+            let host = mirror.as_deref().filter(|_| r.core == 0);
+            outputs.push(move_and_retry(
+                sampler, backend, evaluate, round, r, host, error,
+            )?);
             on_event(&Event::CoreMoved {
                 round,
                 core: r.core,
@@ -260,6 +272,10 @@ fn drive<B: Backend>(
         })?;
         if let Some(e) = failure {
             return Err(e);
+        }
+        if options.mirror {
+            // Copied as soon as it exists, before anything else can happen to its device.
+            mirror = core_0_point(backend, &sampler.requests());
         }
         on_event(&Event::RoundFinished {
             round,
@@ -292,27 +308,47 @@ fn checked<B: Backend>(
 }
 
 /// After core `r.core`, which the sampler cannot retire, failed with `error`: moves it to
-/// another device with its state and makes its call again there. Returns the new output,
-/// or `error` when the backend has nowhere to move it.
+/// another device with its state (from the old device, or from the host copy `mirror` of
+/// its point when the old device's memory is gone) and makes its call again there.
+/// Returns the new output, or `error` when the backend has nowhere to move it.
 fn move_and_retry<B: Backend>(
     sampler: &mut dyn Sampler<B>,
     backend: &B,
     evaluate: &mut Evaluator<'_, B::Latent>,
     round: usize,
     r: &Request<B::Latent>,
+    mirror: Option<&[f32]>,
     error: Error,
 ) -> Result<B::Latent> {
     let core = r.core;
     let moved = backend
         .relocate(core)
         .map_err(|source| Error::Backend { core, source })?;
-    if !moved || !sampler.rehome(backend, core)? {
+    if !moved {
         return Err(error);
     }
+    let backend_error = |source| Error::Backend { core, source };
+    let rehomed = sampler.rehome(backend, core).and_then(|ok| match ok {
+        true => backend
+            .transfer(&r.latent, core)
+            .map_err(backend_error)
+            .map(Some),
+        false => Ok(None),
+    });
+    let latent = match (rehomed, mirror) {
+        (Ok(Some(latent)), _) => latent,
+        (Ok(None), _) => return Err(error),
+        (Err(lost), Some(host)) => {
+            tracing::warn!(round, core, "restoring from the host copy: {lost}");
+            let latent = backend.upload(core, host).map_err(backend_error)?;
+            if !sampler.restore(core, latent.clone()) {
+                return Err(lost);
+            }
+            latent
+        }
+        (Err(lost), None) => return Err(lost),
+    };
     tracing::warn!(round, core, "core moved to another device: {error}");
-    let latent = backend
-        .transfer(&r.latent, core)
-        .map_err(|source| Error::Backend { core, source })?;
     let retry = Request {
         latent,
         ..r.clone()
@@ -322,6 +358,16 @@ fn move_and_retry<B: Backend>(
         .next()
         .ok_or_else(|| Error::Internal("no output for a retried call".into()))?;
     checked(backend, round, &retry, result)
+}
+
+/// Core 0's point among `requests`, copied to the host (`None` if it has none or the copy
+/// fails: then a later loss of its device ends the run).
+fn core_0_point<B: Backend>(backend: &B, requests: &[Request<B::Latent>]) -> Option<Vec<f32>> {
+    let r = requests.iter().find(|r| r.core == 0)?;
+    backend
+        .download(&r.latent)
+        .inspect_err(|e| tracing::warn!("no host copy of core 0's point: {e}"))
+        .ok()
 }
 
 /// A model output must have the input's size and be finite.

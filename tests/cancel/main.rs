@@ -38,6 +38,7 @@ fn sample<B: Backend, M: Model<B>>(
         threads: 0,
         stop: StopRule::All,
         cancel: cancel.clone(),
+        ..Default::default()
     };
     let (mut outputs, mut calls) = (Vec::new(), Vec::new());
     let summary = run(&mut sampler, backend, model, &options, &mut |e| match e {

@@ -201,6 +201,7 @@ fn lincomb_finite_and_preview_kernels_match_the_cpu() {
 fn run_with_fault(
     pool: &Arc<DevicePool>,
     model: &dyn Model<WgpuBackend>,
+    mirror: bool,
     fault: &dyn Fn(usize),
 ) -> (
     chords::Result<chords::RunSummary>,
@@ -214,6 +215,7 @@ fn run_with_fault(
     let options = RunOptions {
         threads: 0,
         stop: StopRule::All,
+        mirror,
         ..Default::default()
     };
     let (mut last, mut moved) = (None, Vec::new());
@@ -251,12 +253,12 @@ fn failing_devices_cost_speed_never_the_final_output() {
     };
     let gpu = WgpuBackend::new(pool.clone());
     let model = GpuMixture::new(&gpu, &demo_model()).unwrap();
-    let (clean, want, _) = run_with_fault(&pool, &model, &|_| {});
+    let (clean, want, _) = run_with_fault(&pool, &model, false, &|_| {});
     let (clean, want) = (clean.unwrap(), want.unwrap());
     assert!(clean.retired.is_empty());
 
     // Core 2's device is lost after round 4: core 2 is retired, the run goes on.
-    let (lost, got, _) = run_with_fault(&pool, &model, &|round| {
+    let (lost, got, _) = run_with_fault(&pool, &model, false, &|round| {
         if round == 4 {
             pool.gpus()[2].device().destroy();
         }
@@ -270,24 +272,27 @@ fn failing_devices_cost_speed_never_the_final_output() {
     let pool = self::pool(3, DeviceSharing::PerCore).unwrap();
     let gpu = WgpuBackend::new(pool.clone());
     let failing = Core0FailsOnDevice0(GpuMixture::new(&gpu, &demo_model()).unwrap(), &pool);
-    let (result, got, moved) = run_with_fault(&pool, &failing, &|_| {});
+    let (result, got, moved) = run_with_fault(&pool, &failing, false, &|_| {});
     assert_eq!(result.unwrap().rounds, 20);
     assert_eq!(moved, vec![0]);
     assert_ne!(pool.gpu_index(0).unwrap(), 0);
     assert!(max_abs(&got.unwrap(), &want) < 1e-6);
 }
 
-/// When core 0's device itself is lost its latents are gone with it: the run ends with an
-/// error naming core 0 and the adapter (never a hang or a wrong answer).
+/// When core 0's device itself is lost its latents are gone with it: without a host copy
+/// the run ends with an error naming core 0 and the adapter (never a hang or a wrong
+/// answer); with `mirror` core 0 restarts on another device from the copy of its point and
+/// the output is unchanged.
 #[test]
-fn losing_core_0s_device_is_an_error_naming_core_and_adapter() {
+fn losing_core_0s_device_needs_the_host_copy() {
     let Some(pool) = pool(3, DeviceSharing::PerCore) else {
         return;
     };
-    let adapter = pool.gpus()[0].describe();
     let gpu = WgpuBackend::new(pool.clone());
     let model = GpuMixture::new(&gpu, &demo_model()).unwrap();
-    let (result, _, _) = run_with_fault(&pool, &model, &|round| {
+    let (_, want, _) = run_with_fault(&pool, &model, true, &|_| {});
+    let adapter = pool.gpus()[0].describe();
+    let (result, _, _) = run_with_fault(&pool, &model, false, &|round| {
         if round == 4 {
             pool.gpus()[0].device().destroy();
         }
@@ -296,6 +301,21 @@ fn losing_core_0s_device_is_an_error_naming_core_and_adapter() {
     eprintln!("lost device reported as: {text}");
     assert!(text.contains("core 0"), "{text}");
     assert!(text.contains(&adapter), "{text}");
+
+    let pool = self::pool(3, DeviceSharing::PerCore).unwrap();
+    let gpu = WgpuBackend::new(pool.clone());
+    let model = GpuMixture::new(&gpu, &demo_model()).unwrap();
+    let (result, got, moved) = run_with_fault(&pool, &model, true, &|round| {
+        if round == 4 {
+            pool.gpus()[0].device().destroy();
+        }
+    });
+    assert_eq!(
+        result.expect("core 0 restarts from its host copy").rounds,
+        20
+    );
+    assert_eq!(moved, vec![0]);
+    assert!(max_abs(&got.unwrap(), &want.unwrap()) < 1e-6);
 }
 
 #[test]

@@ -243,6 +243,9 @@ pub fn run(args: &RenderArgs) -> Result<()> {
             threads,
             stop,
             cancel,
+            // With a second device to move to, keep core 0's point on the host too, so
+            // losing core 0's device costs a move, not the run.
+            mirror: pool.as_ref().is_some_and(|p| p.gpus().len() > 1),
         },
         expected_rounds,
         reference: args.reference,

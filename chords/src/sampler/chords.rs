@@ -252,6 +252,21 @@ impl<B: Backend> Sampler<B> for Chords<B> {
         Ok(true)
     }
 
+    fn restore(&mut self, core: usize, latent: B::Latent) -> bool {
+        // Core 0 needs only its current point: this round's evaluation replaces its last
+        // one, and no slower core ever rectifies it (its begin point is never read again
+        // unless the run is still in round 1, where it is this very point).
+        let Some(c) = self.cores.first_mut().filter(|c| c.id == core && core == 0) else {
+            return false;
+        };
+        if c.begin.0 == c.cur.0 {
+            c.begin = (c.cur.0, latent.clone(), None);
+        }
+        c.cur.1 = latent;
+        c.finish = None;
+        true
+    }
+
     fn advance(
         &mut self,
         backend: &B,

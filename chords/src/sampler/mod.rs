@@ -161,6 +161,13 @@ pub trait Sampler<B: Backend> {
         let _ = (backend, core);
         Ok(false)
     }
+    /// Replaces `core`'s state, lost with its device, by its current point `latent` (already
+    /// on the core's new device), as uploaded from a host copy. Returns `false` when the
+    /// sampler cannot go on from that alone (the default).
+    fn restore(&mut self, core: usize, latent: B::Latent) -> bool {
+        let _ = (core, latent);
+        false
+    }
     /// Whether every output has been produced.
     fn is_finished(&self) -> bool {
         self.requests().is_empty()

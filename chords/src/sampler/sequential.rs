@@ -57,6 +57,11 @@ impl<B: Backend> Sampler<B> for Sequential<B> {
         }]
     }
 
+    fn restore(&mut self, _core: usize, latent: B::Latent) -> bool {
+        self.x = latent;
+        true
+    }
+
     fn rehome(&mut self, backend: &B, core: usize) -> Result<bool> {
         self.x = backend
             .transfer(&self.x, core)
