@@ -15,9 +15,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use chords::{
-    Chords, CpuBackend, CpuLatent, Euler, Event, FlowSchedule, GaussianMixture, InitSequence,
-    InitStrategy, Model, Paradigms, Prediction, RunOptions, Sampler, Sequential, Solver, Srds,
-    StopRule, noise, planner, run,
+    CpuBackend, CpuLatent, Euler, Event, FlowSchedule, GaussianMixture, InitSequence, InitStrategy,
+    Model, Prediction, RunOptions, Solver, StopRule, noise, planner, run,
 };
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -25,6 +24,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::raster;
+use crate::render::{Method, PARADIGMS_TOLERANCE, SRDS_TOLERANCE};
 
 /// `chords bench`.
 #[derive(Debug, Args)]
@@ -76,18 +76,31 @@ struct Row {
     psnr_db: f64,
 }
 
-/// The samplers of one K.
+/// One sampler of the table: what `chords render` would run, and for CHORDS the name of
+/// its sequence.
 #[derive(Debug, Clone)]
-enum Entry {
-    Sequential,
-    Paradigms,
-    Srds,
-    Chords(&'static str, InitSequence),
+struct Entry {
+    init: Option<&'static str>,
+    method: Method,
+}
+
+impl Entry {
+    fn chords(init: &'static str, sequence: InitSequence) -> Self {
+        Self {
+            init: Some(init),
+            method: Method::Chords(sequence),
+        }
+    }
+
+    fn baseline(method: Method) -> Self {
+        Self { init: None, method }
+    }
 }
 
 /// What one run gives: rounds and wall time to the scored output, the output, and every
 /// streamed output's `(round, latent)` for the convergence curve.
 struct Measured {
+    sampler: &'static str,
     rounds: usize,
     wall_ms: f64,
     output: Vec<f32>,
@@ -97,18 +110,11 @@ struct Measured {
 fn measure<M: Model<CpuBackend>>(
     model: &M,
     solver: &Arc<dyn Solver>,
-    entry: &Entry,
-    cores: usize,
+    method: &Method,
     x0: &[f32],
 ) -> Result<Measured> {
     let x0 = CpuLatent::from(x0.to_vec());
-    let solver = solver.clone();
-    let (mut sampler, scored_position): (Box<dyn Sampler<CpuBackend>>, usize) = match entry {
-        Entry::Sequential => (Box::new(Sequential::new(solver, x0)), 1),
-        Entry::Paradigms => (Box::new(Paradigms::new(solver, cores, 0.1, x0)?), 1),
-        Entry::Srds => (Box::new(Srds::new(solver, cores, 1e-3, x0)?), 1),
-        Entry::Chords(_, init) => (Box::new(Chords::new(solver, init.clone(), x0)?), 1),
-    };
+    let mut sampler = method.build::<CpuBackend>(solver.clone(), x0)?;
     // One worker thread per core, as `chords render` runs; a batching model (emoji) gets
     // each round as one stacked call instead.
     let options = RunOptions {
@@ -122,7 +128,8 @@ fn measure<M: Model<CpuBackend>>(
     run(sampler.as_mut(), &CpuBackend, model, &options, &mut |e| {
         if let Event::Hit(o) = e {
             let data = o.latent.as_slice().to_vec();
-            if o.position == scored_position {
+            // The first hit: CHORDS's fastest core, or a baseline's only output.
+            if o.position == 1 {
                 scored = Some((o.round, started.elapsed().as_secs_f64() * 1e3, data.clone()));
             }
             stream.push((o.round, data));
@@ -130,6 +137,7 @@ fn measure<M: Model<CpuBackend>>(
     })?;
     let (rounds, wall_ms, output) = scored.context("the run produced no output")?;
     Ok(Measured {
+        sampler: sampler.name(),
         rounds,
         wall_ms,
         output,
@@ -239,14 +247,23 @@ fn bench_model<M: Model<CpuBackend>>(
         .collect();
     let mut plans = Vec::new();
     for &k in &args.cores {
-        let mut entries = vec![Entry::Paradigms, Entry::Srds];
+        let mut entries = vec![
+            Entry::baseline(Method::Paradigms {
+                cores: k,
+                tolerance: PARADIGMS_TOLERANCE,
+            }),
+            Entry::baseline(Method::Srds {
+                cores: k,
+                tolerance: SRDS_TOLERANCE,
+            }),
+        ];
         if let Ok(init) = InitSequence::from_strategy(InitStrategy::Paper, steps, k) {
             let speedup = init.plan().hits[0].speedup;
-            entries.push(Entry::Chords("paper", init));
+            entries.push(Entry::chords("paper", init));
             let optimal = planner::Surrogate::new(steps)?.plan(k, speedup)?;
-            entries.push(Entry::Chords("optimal", optimal));
+            entries.push(Entry::chords("optimal", optimal));
         }
-        entries.push(Entry::Chords(
+        entries.push(Entry::chords(
             "uniform",
             InitSequence::from_strategy(InitStrategy::Uniform, steps, k)?,
         ));
@@ -264,7 +281,7 @@ fn bench_model<M: Model<CpuBackend>>(
     let mut references = Vec::new();
     let mut sequential_ms = 0.0;
     for x0 in &seeds {
-        let m = measure(model, solver, &Entry::Sequential, 1, x0)?;
+        let m = measure(model, solver, &Method::Sequential, x0)?;
         sequential_ms += m.wall_ms / seeds.len() as f64;
         references.push(m.output);
         bar.inc(1);
@@ -283,17 +300,15 @@ fn bench_model<M: Model<CpuBackend>>(
     });
     for (k, entries) in plans {
         for entry in entries {
-            let (sampler, init, sequence) = match &entry {
-                Entry::Sequential => ("sequential", None, None),
-                Entry::Paradigms => ("paradigms", None, None),
-                Entry::Srds => ("srds", None, None),
-                Entry::Chords(init, seq) => ("chords", Some(*init), Some(seq.to_string())),
-            };
-            bar.set_message(format!("{sampler} {} K={k}", init.unwrap_or("")));
+            let init = entry.init;
+            let sequence = entry.method.init().map(ToString::to_string);
             let n = seeds.len() as f64;
             let (mut rounds, mut ms, mut rmse, mut db) = (0.0, 0.0, 0.0, 0.0);
+            let mut sampler = "";
             for (x0, reference) in seeds.iter().zip(&references) {
-                let m = measure(model, solver, &entry, k, x0)?;
+                let m = measure(model, solver, &entry.method, x0)?;
+                sampler = m.sampler;
+                bar.set_message(format!("{sampler} {} K={k}", init.unwrap_or("")));
                 rounds += m.rounds as f64 / n;
                 ms += m.wall_ms / n;
                 rmse += chords::rmse(&m.output, reference) / n;

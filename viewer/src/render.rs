@@ -37,9 +37,14 @@ struct Job {
     reference: bool,
 }
 
+/// ParaDIGMS's default tolerance τ (`render --sampler paradigms`, `bench`).
+pub(crate) const PARADIGMS_TOLERANCE: f64 = 0.1;
+/// SRDS's default tolerance τ (`render --sampler srds`, `bench`).
+pub(crate) const SRDS_TOLERANCE: f64 = 1e-3;
+
 /// The sampler a run uses.
 #[derive(Debug, Clone)]
-enum Method {
+pub(crate) enum Method {
     Chords(InitSequence),
     Sequential,
     Paradigms { cores: usize, tolerance: f64 },
@@ -58,17 +63,17 @@ impl Method {
             SamplerKind::Chords => Self::Chords(plan::sequence(&args.schedule, calibration)?),
             SamplerKind::Sequential => Self::Sequential,
             SamplerKind::Paradigms => {
-                let (cores, tolerance) = baseline(0.1)?;
+                let (cores, tolerance) = baseline(PARADIGMS_TOLERANCE)?;
                 Self::Paradigms { cores, tolerance }
             }
             SamplerKind::Srds => {
-                let (cores, tolerance) = baseline(1e-3)?;
+                let (cores, tolerance) = baseline(SRDS_TOLERANCE)?;
                 Self::Srds { cores, tolerance }
             }
         })
     }
 
-    fn init(&self) -> Option<&InitSequence> {
+    pub(crate) fn init(&self) -> Option<&InitSequence> {
         match self {
             Self::Chords(init) => Some(init),
             _ => None,
@@ -90,7 +95,7 @@ impl Method {
         }
     }
 
-    fn build<'a, B: Backend + 'a>(
+    pub(crate) fn build<'a, B: Backend + 'a>(
         &self,
         solver: Arc<dyn Solver>,
         x0: B::Latent,
