@@ -200,7 +200,10 @@ fn drive<B: Backend>(
     let mut model_calls = 0;
     let mut retired = Vec::new();
     // With `options.mirror`: core 0's point for the coming round, on the host.
-    let mut mirror: Option<Vec<f32>> = None;
+    let mut mirror = match options.mirror {
+        true => core_0_point(backend, &sampler.requests()),
+        false => None,
+    };
     let mut stop = StopTracker::new(options.stop);
     let summary = |rounds, model_calls, retired: &Vec<usize>, reason| RunSummary {
         rounds,
@@ -224,9 +227,6 @@ fn drive<B: Backend>(
             round,
             evaluations: requests.iter().map(|r| (r.core, r.index)).collect(),
         });
-        if options.mirror && round == 1 {
-            mirror = core_0_point(backend, &requests);
-        }
         let results = evaluate(&requests)?;
         model_calls += requests.len();
         let mut outputs = Vec::with_capacity(requests.len());
