@@ -109,23 +109,12 @@ impl WgpuBackend {
         latent: &GpuLatent,
         shape: &[usize],
     ) -> Result<chords::preview::Rgba8, BackendError> {
-        let &[c, h, w] = shape else {
-            return Err(BackendError::Device(format!(
-                "a preview needs a (C, H, W) shape, got {shape:?}"
-            )));
-        };
-        if c == 0 || c * h * w != latent.len {
-            return Err(BackendError::Device(format!(
-                "shape {shape:?} does not match a latent of {}",
-                latent.len
-            )));
-        }
+        let (width, height) = preview_size(latent, shape)?;
         let gpu = self.gpu(latent.gpu);
         gpu.check()?;
-        let (width, height) = if c == 3 { (w, h) } else { (w * c, h) };
         let pixels = gpu.storage("preview", width * height)?;
-        let params = gpu.uniform(&[c as u32, h as u32, w as u32, 0]);
-        let pipeline = gpu.preview_pipeline();
+        let params = preview_params(gpu, shape);
+        let pipeline = gpu.preview_pipeline(false);
         let bind = gpu.bind(
             &pipeline.get_bind_group_layout(0),
             &[&params, &latent.buffer, &pixels],
@@ -139,6 +128,150 @@ impl WgpuBackend {
             height,
             pixels: bytes,
         })
+    }
+
+    /// Draws the picture of a (C, H, W) latent into `frame` with the preview kernel, on the
+    /// device, with nothing read back: a renderer on the same device (egui's, a game's)
+    /// shows `frame` directly. Same pixels as [`preview`](Self::preview).
+    pub fn preview_to_texture(
+        &self,
+        latent: &GpuLatent,
+        shape: &[usize],
+        frame: &PreviewTexture,
+    ) -> Result<(), BackendError> {
+        let size = preview_size(latent, shape)?;
+        if size != frame.size() {
+            return Err(BackendError::Device(format!(
+                "a {}×{} preview does not fit a {}×{} texture",
+                size.0,
+                size.1,
+                frame.size().0,
+                frame.size().1
+            )));
+        }
+        let gpu = self.gpu(latent.gpu);
+        if gpu.device() != frame.device() {
+            return Err(BackendError::Device(format!(
+                "the preview texture belongs to another device than the latent's ({})",
+                gpu.describe()
+            )));
+        }
+        gpu.check()?;
+        let params = preview_params(gpu, shape);
+        let pipeline = gpu.preview_pipeline(true);
+        let bind = gpu.device().create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("preview_texture"),
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &[
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: params.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 1,
+                    resource: latent.buffer.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 3,
+                    resource: wgpu::BindingResource::TextureView(&frame.view),
+                },
+            ],
+        });
+        let groups = ((size.0 * size.1) as u32).div_ceil(chords_shaders::WORKGROUP_SIZE);
+        gpu.run(&[(pipeline, &bind, (groups, 1))]);
+        Ok(())
+    }
+}
+
+/// The picture size of a (C, H, W) latent: C tiles side by side unless C = 3.
+fn preview_size(latent: &GpuLatent, shape: &[usize]) -> Result<(usize, usize), BackendError> {
+    let &[c, h, w] = shape else {
+        return Err(BackendError::Device(format!(
+            "a preview needs a (C, H, W) shape, got {shape:?}"
+        )));
+    };
+    if c == 0 || c * h * w != latent.len {
+        return Err(BackendError::Device(format!(
+            "shape {shape:?} does not match a latent of {}",
+            latent.len
+        )));
+    }
+    Ok(if c == 3 { (w, h) } else { (w * c, h) })
+}
+
+fn preview_params(gpu: &Gpu, shape: &[usize]) -> wgpu::Buffer {
+    let words: Vec<u32> = shape.iter().map(|&d| d as u32).chain([0]).collect();
+    gpu.uniform(&words)
+}
+
+/// An RGBA8 texture the preview kernel draws into ([`WgpuBackend::preview_to_texture`]) and a
+/// renderer samples from (usages: storage binding, texture binding, copy source).
+#[derive(Debug)]
+pub struct PreviewTexture {
+    device: wgpu::Device,
+    texture: wgpu::Texture,
+    view: wgpu::TextureView,
+    size: (usize, usize),
+}
+
+impl PreviewTexture {
+    /// A `width × height` texture on `device` for latents of `shape` (C, H, W): `shape`'s
+    /// picture size, see [`chords::preview`].
+    pub fn new(device: &wgpu::Device, shape: &[usize]) -> Result<Self, BackendError> {
+        let &[c, h, w] = shape else {
+            return Err(BackendError::Device(format!(
+                "a preview needs a (C, H, W) shape, got {shape:?}"
+            )));
+        };
+        let size = if c == 3 { (w, h) } else { (w * c, h) };
+        if size.0 == 0 || size.1 == 0 || c == 0 {
+            return Err(BackendError::Device(format!(
+                "cannot preview an empty shape {shape:?}"
+            )));
+        }
+        let texture = device.create_texture(&wgpu::TextureDescriptor {
+            label: Some("chords preview"),
+            size: wgpu::Extent3d {
+                width: size.0 as u32,
+                height: size.1 as u32,
+                depth_or_array_layers: 1,
+            },
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format: wgpu::TextureFormat::Rgba8Unorm,
+            usage: wgpu::TextureUsages::STORAGE_BINDING
+                | wgpu::TextureUsages::TEXTURE_BINDING
+                | wgpu::TextureUsages::COPY_SRC,
+            view_formats: &[],
+        });
+        let view = texture.create_view(&wgpu::TextureViewDescriptor::default());
+        Ok(Self {
+            device: device.clone(),
+            texture,
+            view,
+            size,
+        })
+    }
+
+    /// The device it lives on.
+    pub fn device(&self) -> &wgpu::Device {
+        &self.device
+    }
+
+    /// The texture.
+    pub fn texture(&self) -> &wgpu::Texture {
+        &self.texture
+    }
+
+    /// Its default view (what a renderer binds).
+    pub fn view(&self) -> &wgpu::TextureView {
+        &self.view
+    }
+
+    /// `(width, height)` in pixels.
+    pub fn size(&self) -> (usize, usize) {
+        self.size
     }
 }
 

@@ -14,6 +14,7 @@ pub(crate) struct Kernels {
     lincomb: OnceLock<wgpu::ComputePipeline>,
     finite: OnceLock<wgpu::ComputePipeline>,
     preview: OnceLock<wgpu::ComputePipeline>,
+    preview_texture: OnceLock<wgpu::ComputePipeline>,
     mixture: OnceLock<MixturePipelines>,
 }
 
@@ -71,13 +72,20 @@ impl Gpu {
         })
     }
 
-    pub(crate) fn preview_pipeline(&self) -> &wgpu::ComputePipeline {
-        self.kernels.preview.get_or_init(|| {
+    /// The preview kernel writing packed pixels to a buffer (`to_texture: false`) or to
+    /// an rgba8unorm storage texture (`to_texture: true`).
+    pub(crate) fn preview_pipeline(&self, to_texture: bool) -> &wgpu::ComputePipeline {
+        let (cell, entry) = if to_texture {
+            (&self.kernels.preview_texture, "preview_texture")
+        } else {
+            (&self.kernels.preview, "preview")
+        };
+        cell.get_or_init(|| {
             pipeline(
                 &self.device,
                 None,
                 &module(&self.device, "preview", chords_shaders::PREVIEW),
-                "preview",
+                entry,
             )
         })
     }

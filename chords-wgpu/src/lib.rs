@@ -9,7 +9,8 @@
 //!   application's own device ([`DevicePool::from_device`]);
 //! * [`WgpuBackend`]: the [`chords::Backend`] on a pool, counting the bytes it moves;
 //! * [`GpuMixture`]: the Gaussian-mixture model as WGSL kernels;
-//! * [`WgpuBackend::preview`]: a latent to RGBA8 pixels on the device;
+//! * [`WgpuBackend::preview`]: a latent to RGBA8 pixels on the device, read back, or
+//!   [`WgpuBackend::preview_to_texture`]: straight into a [`PreviewTexture`] a renderer draws;
 //! * [`emoji`]: the built-in neural model (a burn UNet), its data set and its training.
 //!
 //! ```no_run
@@ -37,7 +38,7 @@ mod kernels;
 mod mixture;
 mod pool;
 
-pub use backend::{GpuLatent, WgpuBackend};
+pub use backend::{GpuLatent, PreviewTexture, WgpuBackend};
 pub use buffers::GpuBuffer;
 pub use error::WgpuError;
 pub use mixture::GpuMixture;

@@ -16,8 +16,9 @@ pub const FINITE: &str = include_str!("../wgsl/finite.wgsl");
 /// `weights` and `combine`.
 pub const MIXTURE: &str = include_str!("../wgsl/mixture.wgsl");
 
-/// A (C, H, W) latent to packed RGBA8 pixels, matching `chords::preview`. Entry point
-/// `preview`.
+/// A (C, H, W) latent to RGBA8 pixels, matching `chords::preview`. Entry points
+/// `preview` (packed into a buffer) and `preview_texture` (into an rgba8unorm storage
+/// texture).
 pub const PREVIEW: &str = include_str!("../wgsl/preview.wgsl");
 
 /// Every shader with its file name, for validation and tooling.

@@ -10,6 +10,7 @@ use chords::{
     Backend, Chords, CpuBackend, Euler, Event, FlowSchedule, GaussianMixture, InitSequence, Model,
     Prediction, RunOptions, Sampler, Sequential, StopRule, mixture, noise, run,
 };
+use chords_wgpu::wgpu;
 use chords_wgpu::{DevicePool, DeviceSharing, GpuMixture, PoolOptions, WgpuBackend, WgpuError};
 
 /// A pool of `cores` cores, or `None` (test skipped) when no adapter exists outside CI.
@@ -194,6 +195,67 @@ fn lincomb_finite_and_preview_kernels_match_the_cpu() {
             "shape {shape:?}"
         );
     }
+}
+
+#[test]
+fn preview_to_texture_draws_the_cpu_pixels_on_the_device() {
+    let Some(pool) = pool(1, DeviceSharing::PerAdapter) else {
+        return;
+    };
+    let gpu = WgpuBackend::new(pool.clone());
+    let device = pool.gpus()[0].device();
+    let queue = pool.gpus()[0].queue();
+    // Widths with and without 256-byte row alignment, RGB and tiled grayscale.
+    for shape in [[3usize, 32, 32], [3, 5, 64], [2, 7, 9]] {
+        let data: Vec<f32> = noise::gaussian(4, shape.iter().product())
+            .iter()
+            .map(|v| v * 0.7)
+            .collect();
+        let latent = gpu.upload(0, &data).unwrap();
+        let frame = chords_wgpu::PreviewTexture::new(device, &shape).unwrap();
+        gpu.preview_to_texture(&latent, &shape, &frame).unwrap();
+        let (width, height) = frame.size();
+        let row = (width as u32 * 4).next_multiple_of(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT);
+        let staging = device.create_buffer(&wgpu::BufferDescriptor {
+            label: None,
+            size: (row * height as u32) as u64,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder = device.create_command_encoder(&Default::default());
+        encoder.copy_texture_to_buffer(
+            frame.texture().as_image_copy(),
+            wgpu::TexelCopyBufferInfo {
+                buffer: &staging,
+                layout: wgpu::TexelCopyBufferLayout {
+                    offset: 0,
+                    bytes_per_row: Some(row),
+                    rows_per_image: None,
+                },
+            },
+            frame.texture().size(),
+        );
+        queue.submit([encoder.finish()]);
+        staging.map_async(wgpu::MapMode::Read, .., |r| r.unwrap());
+        pool.gpus()[0].wait().unwrap();
+        let mapped = staging.get_mapped_range(..).unwrap().to_vec();
+        let pixels: Vec<u8> = mapped
+            .chunks(row as usize)
+            .flat_map(|r| r[..width * 4].to_vec())
+            .collect();
+        assert_eq!(
+            pixels,
+            chords::preview::rgba8(&shape, &data).unwrap().pixels,
+            "shape {shape:?}"
+        );
+    }
+    // A texture of another size is refused, not drawn out of bounds.
+    let latent = gpu.upload(0, &[0.0; 12]).unwrap();
+    let frame = chords_wgpu::PreviewTexture::new(device, &[3, 2, 3]).unwrap();
+    let err = gpu
+        .preview_to_texture(&latent, &[3, 2, 2], &frame)
+        .unwrap_err();
+    assert!(err.to_string().contains("does not fit"), "{err}");
 }
 
 /// CHORDS 0-4-8 on T = 20, three cores on three devices; `fault` runs after each round

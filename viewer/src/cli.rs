@@ -5,17 +5,21 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// CHORDS: parallel diffusion and flow-matching sampling over several cores.
+///
+/// With no subcommand, opens the live viewer (`chords view`).
 #[derive(Debug, Parser)]
 #[command(name = "chords", version, about)]
 pub struct Cli {
-    /// What to do.
+    /// What to do (default: `view`).
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Open the live window: every core's frame refining round by round (the default).
+    View(crate::view::ViewArgs),
     /// Print when each core's output arrives for an initialisation sequence.
     Plan(PlanArgs),
     /// Sample with a model and write every streamed output as .npy and PNG, plus report.json.
@@ -174,7 +178,7 @@ pub struct RenderArgs {
     /// Classifier-free guidance scale of the emoji model (1: none).
     #[arg(long, default_value_t = 2.0, allow_negative_numbers = true)]
     pub guidance: f32,
-    /// Emoji weights file (burnpack, written by `chords train`).
+    /// Emoji weights file (burnpack, written by `chords train`; default: the shipped weights).
     #[arg(long, value_name = "FILE")]
     pub weights: Option<PathBuf>,
     /// Mixture means, a float32 .npy of shape (M, C, H, W). Default: 8 built-in 3×32×32 pictures.
@@ -234,4 +238,8 @@ pub struct RenderArgs {
     /// Replace the outputs of an earlier run in --out.
     #[arg(long)]
     pub overwrite: bool,
+    /// Also write every core's frame of every round (what the live viewer shows) as PNGs
+    /// in --out/frames, plus a contact sheet (rows = rounds, columns = cores).
+    #[arg(long)]
+    pub frames: bool,
 }

@@ -19,6 +19,7 @@ pub struct OutDir {
 /// Whether a file name is one `chords render` writes.
 fn is_ours(name: &str) -> bool {
     name == REPORT
+        || name == crate::frames::FRAMES_DIR
         || name.starts_with("preview.")
         || name.starts_with("sequential.")
         || (name.starts_with("hit") && (name.ends_with(".npy") || name.ends_with(".png")))
@@ -92,6 +93,16 @@ impl OutDir {
         Ok((npy, png))
     }
 
+    /// Writes a picture as `name` (a path relative to the directory; folders are created).
+    pub fn write_png(&self, name: &str, image: &chords::preview::Rgba8) -> Result<()> {
+        let path = self.path(name)?;
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        write_png(&path, image)
+    }
+
     /// Writes the report last, atomically (a temporary file renamed into place).
     pub fn write_report(&self, report: &serde_json::Value) -> Result<PathBuf> {
         let path = self.path(REPORT)?;
@@ -104,7 +115,7 @@ impl OutDir {
 }
 
 /// Encodes an RGBA8 picture as PNG.
-fn write_png(path: &Path, image: &chords::preview::Rgba8) -> Result<()> {
+pub fn write_png(path: &Path, image: &chords::preview::Rgba8) -> Result<()> {
     let file =
         fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     let (w, h) = (u32::try_from(image.width)?, u32::try_from(image.height)?);

@@ -1,4 +1,4 @@
-//! `chords`: plan and render CHORDS runs from the command line.
+//! `chords`: the live viewer, and plan, render and bench CHORDS runs from the command line.
 //!
 //! Every failure prints one line `error: …` on stderr and exits with code 2; a render
 //! stopped by Ctrl-C writes what it has, says so in one line and exits with code 130.
@@ -7,11 +7,13 @@ mod bench;
 mod cli;
 mod data;
 mod files;
+mod frames;
 mod plan;
 mod plot;
 mod raster;
 mod render;
 mod train;
+mod view;
 
 use std::process::ExitCode;
 
@@ -45,7 +47,11 @@ fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-    let result = match args.command {
+    let command = args
+        .command
+        .unwrap_or_else(|| cli::Command::View(view::ViewArgs::default_args()));
+    let result = match command {
+        cli::Command::View(a) => view::run(&a),
         cli::Command::Plan(a) => plan::run(&a),
         cli::Command::Render(a) => render::run(&a),
         cli::Command::Data(a) => data::run(&a),

@@ -22,19 +22,30 @@ use crate::cli::{
     SolverKind, SpacingKind,
 };
 use crate::files::OutDir;
+use crate::frames::{Frame, FrameLog, Pictures};
 use crate::plan;
 
 /// Everything a run needs, validated before any work starts or any file is written.
-struct Job {
-    solver: Arc<dyn Solver>,
-    model: ModelChoice,
-    latent_shape: Vec<usize>,
-    x0: Vec<f32>,
-    method: Method,
-    cores: usize,
-    options: RunOptions,
-    expected_rounds: usize,
-    reference: bool,
+pub(crate) struct Job {
+    pub solver: Arc<dyn Solver>,
+    pub model: ModelChoice,
+    pub latent_shape: Vec<usize>,
+    pub x0: Vec<f32>,
+    pub method: Method,
+    pub cores: usize,
+    pub options: RunOptions,
+    pub expected_rounds: usize,
+    pub reference: bool,
+    /// The wgpu devices, or `None` for the CPU backend.
+    pub pool: Option<Arc<DevicePool>>,
+}
+
+/// A wgpu device the caller already has (the viewer window's): `--backend wgpu` without
+/// `--adapters` puts every core on it.
+pub(crate) struct OwnDevice {
+    pub device: chords_wgpu::wgpu::Device,
+    pub queue: chords_wgpu::wgpu::Queue,
+    pub info: chords_wgpu::wgpu::AdapterInfo,
 }
 
 /// ParaDIGMS's default tolerance τ (`render --sampler paradigms`, `bench`).
@@ -52,7 +63,10 @@ pub(crate) enum Method {
 }
 
 impl Method {
-    fn from_args(args: &RenderArgs, calibration: Option<&mut dyn Scorer>) -> Result<Self> {
+    pub(crate) fn from_args(
+        args: &RenderArgs,
+        calibration: Option<&mut dyn Scorer>,
+    ) -> Result<Self> {
         let baseline = |default: f64| -> Result<(usize, f64)> {
             if args.schedule.cores == 0 {
                 bail!("--cores must be at least 1");
@@ -80,7 +94,7 @@ impl Method {
         }
     }
 
-    fn cores(&self) -> usize {
+    pub(crate) fn cores(&self) -> usize {
         match self {
             Self::Chords(init) => init.cores(),
             Self::Sequential => 1,
@@ -112,7 +126,7 @@ impl Method {
 }
 
 /// The model a run samples from.
-enum ModelChoice {
+pub(crate) enum ModelChoice {
     Mixture(GaussianMixture),
     Emoji(Box<EmojiModel>),
 }
@@ -130,22 +144,20 @@ impl ModelChoice {
     }
 }
 
-/// The emoji model with the arguments' weights, class and guidance, on burn-ndarray.
+/// The emoji model with the arguments' weights (default: the shipped ones), class and
+/// guidance, on burn-ndarray.
 fn emoji_model(args: &RenderArgs) -> Result<EmojiModel> {
     let class = chords_wgpu::emoji::class_index(&args.class).map_err(anyhow::Error::msg)?;
     let device = chords_wgpu::emoji::cpu_device();
-    // No weights ship yet (see assets/emoji/README.md): train them with `chords train`.
-    let Some(path) = &args.weights else {
-        bail!(
-            "--model emoji needs --weights FILE (train them with `chords data` and `chords train`)"
-        );
+    let model = match &args.weights {
+        Some(path) => EmojiModel::load(path, &device)?,
+        None => EmojiModel::shipped(&device)?,
     };
-    let model = EmojiModel::load(path, &device)?;
     Ok(model.with_class(class)?.with_guidance(args.guidance)?)
 }
 
-/// Runs `chords render`.
-pub fn run(args: &RenderArgs) -> Result<()> {
+/// Checks the arguments and builds everything a run needs; writes nothing.
+pub(crate) fn prepare(args: &RenderArgs, own: Option<OwnDevice>) -> Result<Job> {
     let stop: StopRule = args.stop.parse()?;
     let solver = solver(args)?;
     let model = match args.model {
@@ -195,10 +207,15 @@ pub fn run(args: &RenderArgs) -> Result<()> {
         args.threads
     };
     let expected_rounds = expected_rounds(method.init(), &stop, args.schedule.steps);
-    let pool = match args.backend {
-        BackendKind::Cpu => None,
-        BackendKind::Wgpu => Some(device_pool(args, cores)?),
-        BackendKind::Auto => match device_pool(args, cores) {
+    let pool = match (args.backend, own) {
+        (BackendKind::Cpu, _) => None,
+        (BackendKind::Wgpu | BackendKind::Auto, Some(own)) if args.adapters.is_empty() => {
+            Some(Arc::new(DevicePool::from_device(
+                own.device, own.queue, own.info, cores,
+            )?))
+        }
+        (BackendKind::Wgpu, _) => Some(device_pool(args, cores)?),
+        (BackendKind::Auto, _) => match device_pool(args, cores) {
             Ok(pool) => Some(pool),
             Err(e) => {
                 eprintln!("warning: {e:#}; running on the CPU");
@@ -219,25 +236,7 @@ pub fn run(args: &RenderArgs) -> Result<()> {
             ),
         }
     }
-    let inputs: Vec<&Path> = args
-        .means
-        .iter()
-        .chain(&args.x0)
-        .map(|p| p.as_path())
-        .collect();
-    let out = OutDir::prepare(&args.out, args.overwrite, &inputs)?;
-    // Ctrl-C stops the run after the round in progress; the outputs so far and the report
-    // are still written. A second Ctrl-C exits at once.
-    let cancel = CancelToken::new();
-    let handler = cancel.clone();
-    ctrlc::set_handler(move || {
-        if handler.is_cancelled() {
-            std::process::exit(130);
-        }
-        handler.cancel();
-    })
-    .context("cannot install the Ctrl-C handler")?;
-    let job = Job {
+    Ok(Job {
         solver,
         model,
         latent_shape,
@@ -247,53 +246,118 @@ pub fn run(args: &RenderArgs) -> Result<()> {
         options: RunOptions {
             threads,
             stop,
-            cancel,
+            cancel: CancelToken::new(),
             // With a second device to move to, keep core 0's point on the host too, so
             // losing core 0's device costs a move, not the run.
             mirror: pool.as_ref().is_some_and(|p| p.gpus().len() > 1),
         },
         expected_rounds,
         reference: args.reference,
-    };
+        pool,
+    })
+}
 
-    let (result, device) = match pool {
-        None => (
-            match &job.model {
-                ModelChoice::Mixture(m) => execute(&CpuBackend, m, &job)?,
-                ModelChoice::Emoji(m) => execute(&CpuBackend, m.as_ref(), &job)?,
-            },
-            json!({"adapters": [], "bytes_transferred": 0}),
-        ),
-        Some(pool) => {
-            let backend = WgpuBackend::new(pool.clone());
-            let ModelChoice::Mixture(mixture) = &job.model else {
-                bail!("the emoji model runs with --backend cpu");
-            };
-            let model = GpuMixture::new(&backend, mixture)?;
-            let result = execute(&backend, &model, &job)?;
-            let adapters: Vec<Value> = pool
-                .gpus()
-                .iter()
-                .enumerate()
-                .map(|(g, gpu)| {
-                    let cores: Vec<usize> = (0..job.cores)
-                        .filter(|c| pool.gpu_index(*c).ok() == Some(g))
-                        .collect();
-                    json!({
-                        "name": gpu.info().name,
-                        "backend": format!("{:?}", gpu.info().backend),
-                        "device_type": format!("{:?}", gpu.info().device_type),
-                        "cores": cores,
-                    })
-                })
-                .collect();
-            (
-                result,
-                json!({"adapters": adapters, "bytes_transferred": backend.bytes_transferred()}),
-            )
-        }
+/// Work to do on whichever backend and model a [`Job`] selected.
+pub(crate) trait OnBackend {
+    /// What the work returns.
+    type Output;
+    /// Does the work.
+    fn run<B: Pictures, M: Model<B>>(
+        self,
+        backend: &B,
+        model: &M,
+        job: &Job,
+    ) -> Result<Self::Output>;
+}
+
+/// Runs `work` on the job's backend and model; also returns the devices' description for
+/// the report.
+pub(crate) fn dispatch<W: OnBackend>(job: &Job, work: W) -> Result<(W::Output, Value)> {
+    let Some(pool) = &job.pool else {
+        let output = match &job.model {
+            ModelChoice::Mixture(m) => work.run(&CpuBackend, m, job)?,
+            ModelChoice::Emoji(m) => work.run(&CpuBackend, m.as_ref(), job)?,
+        };
+        return Ok((output, json!({"adapters": [], "bytes_transferred": 0})));
     };
-    let report = write_outputs(args, &job, &out, &result, device)?;
+    let backend = WgpuBackend::new(pool.clone());
+    let ModelChoice::Mixture(mixture) = &job.model else {
+        bail!("the emoji model runs with --backend cpu");
+    };
+    let model = GpuMixture::new(&backend, mixture)?;
+    let output = work.run(&backend, &model, job)?;
+    let adapters: Vec<Value> = pool
+        .gpus()
+        .iter()
+        .enumerate()
+        .map(|(g, gpu)| {
+            let cores: Vec<usize> = (0..job.cores)
+                .filter(|c| pool.gpu_index(*c).ok() == Some(g))
+                .collect();
+            json!({
+                "name": gpu.info().name,
+                "backend": format!("{:?}", gpu.info().backend),
+                "device_type": format!("{:?}", gpu.info().device_type),
+                "cores": cores,
+            })
+        })
+        .collect();
+    Ok((
+        output,
+        json!({"adapters": adapters, "bytes_transferred": backend.bytes_transferred()}),
+    ))
+}
+
+/// `chords render`'s work on a backend: the run (and the reference), with its frames.
+struct RenderWork {
+    frames: bool,
+}
+
+impl OnBackend for RenderWork {
+    type Output = (Executed, Option<FrameLog>);
+
+    fn run<B: Pictures, M: Model<B>>(
+        self,
+        backend: &B,
+        model: &M,
+        job: &Job,
+    ) -> Result<Self::Output> {
+        execute(backend, model, job, self.frames)
+    }
+}
+
+/// Runs `chords render`.
+pub fn run(args: &RenderArgs) -> Result<()> {
+    let job = prepare(args, None)?;
+    let inputs: Vec<&Path> = args
+        .means
+        .iter()
+        .chain(&args.x0)
+        .map(|p| p.as_path())
+        .collect();
+    let out = OutDir::prepare(&args.out, args.overwrite, &inputs)?;
+    // Ctrl-C stops the run after the round in progress; the outputs so far and the report
+    // are still written. A second Ctrl-C exits at once.
+    let handler = job.options.cancel.clone();
+    ctrlc::set_handler(move || {
+        if handler.is_cancelled() {
+            std::process::exit(130);
+        }
+        handler.cancel();
+    })
+    .context("cannot install the Ctrl-C handler")?;
+    let ((result, frames), device) = dispatch(
+        &job,
+        RenderWork {
+            frames: args.frames,
+        },
+    )?;
+    let mut report = write_outputs(args, &job, &out, &result, device)?;
+    if let Some(frames) = &frames {
+        let (count, sheet) = frames.write(&out)?;
+        report["frames"] =
+            json!({"count": count, "dir": crate::frames::FRAMES_DIR, "contact_sheet": sheet});
+    }
     let path = out.write_report(&report)?;
     if result.run.summary.reason == StopReason::Cancelled {
         return Err(Cancelled {
@@ -304,12 +368,13 @@ pub fn run(args: &RenderArgs) -> Result<()> {
         .into());
     }
     eprintln!(
-        "{} rounds, {} model calls, {:.1} ms on {}; wrote {} output(s) and {}",
+        "{} rounds, {} model calls, {:.1} ms on {}; wrote {} output(s){} and {}",
         result.run.summary.rounds,
         result.run.summary.model_calls,
         result.run.wall.as_secs_f64() * 1e3,
         result.backend,
         result.run.outputs.len(),
+        frames.map_or(String::new(), |f| format!(", {} frames", f.frames().len())),
         path.display()
     );
     Ok(())
@@ -365,7 +430,14 @@ struct Executed {
     reference: Option<(Vec<f32>, Duration)>,
 }
 
-fn execute<B: Backend, M: Model<B>>(backend: &B, model: &M, job: &Job) -> Result<Executed> {
+fn execute<B: Pictures, M: Model<B>>(
+    backend: &B,
+    model: &M,
+    job: &Job,
+    frames: bool,
+) -> Result<(Executed, Option<FrameLog>)> {
+    let mut log = FrameLog::default();
+    let mut failure = None;
     let run = sample(
         backend,
         model,
@@ -374,7 +446,36 @@ fn execute<B: Backend, M: Model<B>>(backend: &B, model: &M, job: &Job) -> Result
         &job.x0,
         &job.options,
         job.expected_rounds,
+        &mut |event| {
+            if let (
+                true,
+                None,
+                Event::CoreUpdated {
+                    round,
+                    core,
+                    index,
+                    latent,
+                },
+            ) = (frames, &failure, event)
+            {
+                match backend.picture(latent, &job.latent_shape) {
+                    Ok(image) => log.push(Frame {
+                        round: *round,
+                        core: *core,
+                        index: *index,
+                        image,
+                    }),
+                    Err(e) => {
+                        failure = Some(e);
+                        job.options.cancel.cancel();
+                    }
+                }
+            }
+        },
     )?;
+    if let Some(e) = failure {
+        return Err(e.context("cannot draw a frame"));
+    }
     let cancelled = run.summary.reason == StopReason::Cancelled;
     let reference = if job.reference && !cancelled {
         let options = RunOptions {
@@ -390,6 +491,7 @@ fn execute<B: Backend, M: Model<B>>(backend: &B, model: &M, job: &Job) -> Result
             &job.x0,
             &options,
             job.solver.steps(),
+            &mut |_| {},
         )?;
         let (.., data) = seq
             .outputs
@@ -400,11 +502,14 @@ fn execute<B: Backend, M: Model<B>>(backend: &B, model: &M, job: &Job) -> Result
     } else {
         None
     };
-    Ok(Executed {
-        backend: backend.name(),
-        run,
-        reference,
-    })
+    Ok((
+        Executed {
+            backend: backend.name(),
+            run,
+            reference,
+        },
+        frames.then_some(log),
+    ))
 }
 
 /// Writes every output and builds the report.
@@ -553,8 +658,9 @@ fn expected_rounds(init: Option<&InitSequence>, stop: &StopRule, steps: usize) -
     }
 }
 
-/// Runs the sampler `method` with a progress bar on stderr, then
-/// downloads the outputs (outside the timed part).
+/// Runs the sampler `method` with a progress bar on stderr, showing every event to
+/// `observe`, then downloads the outputs (outside the timed part).
+#[allow(clippy::too_many_arguments)]
 fn sample<B: Backend, M: Model<B>>(
     backend: &B,
     model: &M,
@@ -563,6 +669,7 @@ fn sample<B: Backend, M: Model<B>>(
     x0: &[f32],
     options: &RunOptions,
     expected_rounds: usize,
+    observe: &mut dyn FnMut(&Event<B::Latent>),
 ) -> Result<HostRun> {
     let x0 = backend.upload(0, x0)?;
     let mut sampler = method.build::<B>(solver, x0)?;
@@ -575,20 +682,17 @@ fn sample<B: Backend, M: Model<B>>(
     bar.set_prefix(sampler.name());
     let mut outputs = Vec::new();
     let started = Instant::now();
-    let summary = chords::run(
-        sampler.as_mut(),
-        backend,
-        model,
-        options,
-        &mut |event| match event {
+    let summary = chords::run(sampler.as_mut(), backend, model, options, &mut |event| {
+        observe(event);
+        match event {
             Event::Preview(o) | Event::Hit(o) => {
                 bar.set_message(format!("{} output(s)", outputs.len() + 1));
                 outputs.push(o.clone());
             }
             Event::RoundFinished { round, .. } => bar.set_position(*round as u64),
             _ => {}
-        },
-    );
+        }
+    });
     let wall = started.elapsed();
     bar.finish_and_clear();
     let summary = summary?;

@@ -1,0 +1,385 @@
+//! One sampling run on its own thread, feeding the window through a channel: the UI thread
+//! never waits on sampling. Pausing blocks the run between rounds; cancelling stops it
+//! before its next round.
+
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use chords::preview::Rgba8;
+use chords::{CancelToken, Event, Model, RunOptions, Sequential, StopReason, StopRule};
+use chords_wgpu::PreviewTexture;
+
+use crate::cli::RenderArgs;
+use crate::frames::Pictures;
+use crate::render::{self, Job, OnBackend, OwnDevice};
+
+/// What the run tells the window, in order.
+#[derive(Debug)]
+pub enum Update {
+    /// A line of status text (e.g. while the reference runs).
+    Status(String),
+    /// The run is about to start its first round.
+    Started {
+        sampler: &'static str,
+        cores: usize,
+        steps: usize,
+        init: Option<Vec<usize>>,
+        backend: String,
+        /// One texture per core on the window's device, drawn by the preview kernel; `None`
+        /// when pictures come to the host instead.
+        textures: Option<Vec<Arc<PreviewTexture>>>,
+    },
+    /// A round is about to evaluate these `(core, index)` points.
+    Round {
+        round: usize,
+        evaluations: Vec<(usize, usize)>,
+    },
+    /// A core started at `index`.
+    Spawned {
+        round: usize,
+        core: usize,
+        index: usize,
+    },
+    /// A slower core corrected this core's point.
+    Rectified {
+        round: usize,
+        core: usize,
+        index: usize,
+    },
+    /// A core's picture after a round: on the host, or `None` when drawn into its texture.
+    Frame {
+        round: usize,
+        core: usize,
+        index: usize,
+        image: Option<Rgba8>,
+    },
+    /// A streamed output (position 0 = preview).
+    Output {
+        position: usize,
+        core: usize,
+        round: usize,
+        speedup: f64,
+        rmse: Option<f64>,
+        image: Rgba8,
+    },
+    /// A core left the run after a failure, or moved to another device.
+    Fault(String),
+    /// The run ended.
+    Finished {
+        reason: StopReason,
+        rounds: usize,
+        model_calls: usize,
+        wall: Duration,
+    },
+    /// The run could not start or failed.
+    Failed(String),
+}
+
+/// The pause switch, shared with the run's thread.
+#[derive(Default)]
+struct Pause {
+    paused: Mutex<bool>,
+    changed: Condvar,
+}
+
+/// A run in progress (or finished) on its own thread.
+pub struct Session {
+    updates: Receiver<Update>,
+    cancel: CancelToken,
+    pause: Arc<Pause>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Session {
+    /// Starts `args` on a new thread. `own` is the window's wgpu device (used by
+    /// `--backend wgpu` without `--adapters`, with pictures drawn straight into textures);
+    /// `wake` asks the window to repaint.
+    pub fn start(
+        args: RenderArgs,
+        own: Option<OwnDevice>,
+        wake: Arc<dyn Fn() + Send + Sync>,
+    ) -> Result<Self> {
+        let (tx, updates) = mpsc::channel();
+        let cancel = CancelToken::new();
+        let pause = Arc::new(Pause::default());
+        let work = Work {
+            tx: tx.clone(),
+            cancel: cancel.clone(),
+            pause: pause.clone(),
+            wake: wake.clone(),
+            window_device: own.as_ref().map(|o| o.device.clone()),
+        };
+        let thread = std::thread::Builder::new()
+            .name("chords-session".into())
+            .spawn(move || {
+                if let Err(e) = work.run(&args, own) {
+                    let _ = tx.send(Update::Failed(format!("{e:#}").replace('\n', " ")));
+                }
+                wake();
+            })
+            .context("cannot start the sampling thread")?;
+        Ok(Self {
+            updates,
+            cancel,
+            pause,
+            thread: Some(thread),
+        })
+    }
+
+    /// Updates that arrived since the last call.
+    pub fn poll(&self) -> Vec<Update> {
+        self.updates.try_iter().collect()
+    }
+
+    /// Whether the run's thread is still going.
+    pub fn is_running(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
+    /// Pauses or resumes the run between rounds.
+    pub fn set_paused(&self, paused: bool) {
+        if let Ok(mut p) = self.pause.paused.lock() {
+            *p = paused;
+        }
+        self.pause.changed.notify_all();
+    }
+
+    /// Whether the run is paused.
+    pub fn is_paused(&self) -> bool {
+        self.pause.paused.lock().map(|p| *p).unwrap_or(false)
+    }
+
+    /// Stops the run before its next round (a paused run too).
+    pub fn cancel(&self) {
+        self.cancel.cancel();
+        self.pause.changed.notify_all();
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.cancel();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The run's side of a session.
+struct Work {
+    tx: Sender<Update>,
+    cancel: CancelToken,
+    pause: Arc<Pause>,
+    wake: Arc<dyn Fn() + Send + Sync>,
+    window_device: Option<chords_wgpu::wgpu::Device>,
+}
+
+impl Work {
+    fn run(self, args: &RenderArgs, own: Option<OwnDevice>) -> Result<()> {
+        self.send(Update::Status("preparing…".into()));
+        let mut job = render::prepare(args, own)?;
+        job.options.cancel = self.cancel.clone();
+        render::dispatch(&job, self)?;
+        Ok(())
+    }
+
+    fn send(&self, update: Update) {
+        // The window may have gone; the run then stops at its next round via `cancel`.
+        let _ = self.tx.send(update);
+    }
+
+    /// Blocks while paused (returns at once when cancelled).
+    fn wait_while_paused(&self) {
+        let Ok(mut paused) = self.pause.paused.lock() else {
+            return;
+        };
+        while *paused && !self.cancel.is_cancelled() {
+            match self.pause.changed.wait(paused) {
+                Ok(p) => paused = p,
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// The sequential solve's final output, for the RMSE of each streamed output.
+    fn reference<B: Pictures, M: Model<B>>(
+        &self,
+        backend: &B,
+        model: &M,
+        job: &Job,
+    ) -> Result<Vec<f32>> {
+        self.send(Update::Status("computing the sequential reference…".into()));
+        let x0 = backend.upload(0, &job.x0)?;
+        let mut sequential = Sequential::new(job.solver.clone(), x0);
+        let options = RunOptions {
+            threads: 1,
+            stop: StopRule::All,
+            cancel: self.cancel.clone(),
+            mirror: false,
+        };
+        let mut last = None;
+        chords::run(&mut sequential, backend, model, &options, &mut |e| {
+            if let Event::Hit(o) = e {
+                last = Some(o.latent.clone());
+            }
+        })?;
+        let last = last.context("the reference run was cancelled")?;
+        Ok(backend.download(&last)?)
+    }
+}
+
+impl OnBackend for Work {
+    type Output = ();
+
+    fn run<B: Pictures, M: Model<B>>(self, backend: &B, model: &M, job: &Job) -> Result<()> {
+        let reference = if job.reference {
+            Some(self.reference(backend, model, job)?)
+        } else {
+            None
+        };
+        let shape = &job.latent_shape;
+        let textures = match (&self.window_device, &job.pool) {
+            (Some(device), Some(pool))
+                if pool.gpus().len() == 1 && pool.gpus()[0].device() == device =>
+            {
+                Some(
+                    (0..job.cores)
+                        .map(|_| PreviewTexture::new(device, shape).map(Arc::new))
+                        .collect::<Result<Vec<_>, _>>()?,
+                )
+            }
+            _ => None,
+        };
+        let x0 = backend.upload(0, &job.x0)?;
+        let mut sampler = job.method.build::<B>(job.solver.clone(), x0)?;
+        self.send(Update::Started {
+            sampler: sampler.name(),
+            cores: job.cores,
+            steps: job.solver.steps(),
+            init: job.method.init().map(|i| i.starts().to_vec()),
+            backend: match &job.pool {
+                None => "CPU".into(),
+                Some(pool) => pool.describe().join("; "),
+            },
+            textures: textures.clone(),
+        });
+        let mut failure: Option<anyhow::Error> = None;
+        let started = Instant::now();
+        let summary = chords::run(
+            sampler.as_mut(),
+            backend,
+            model,
+            &job.options,
+            &mut |event| {
+                if failure.is_some() {
+                    return;
+                }
+                if let Err(e) = self.forward(backend, event, shape, textures.as_deref(), &reference)
+                {
+                    failure = Some(e);
+                    self.cancel.cancel();
+                }
+                if let Event::RoundFinished { .. } = event {
+                    (self.wake)();
+                    self.wait_while_paused();
+                }
+            },
+        )?;
+        if let Some(e) = failure {
+            return Err(e.context("cannot show the run"));
+        }
+        self.send(Update::Finished {
+            reason: summary.reason,
+            rounds: summary.rounds,
+            model_calls: summary.model_calls,
+            wall: started.elapsed(),
+        });
+        Ok(())
+    }
+}
+
+impl Work {
+    /// Turns one engine event into updates for the window.
+    fn forward<B: Pictures>(
+        &self,
+        backend: &B,
+        event: &Event<B::Latent>,
+        shape: &[usize],
+        textures: Option<&[Arc<PreviewTexture>]>,
+        reference: &Option<Vec<f32>>,
+    ) -> Result<()> {
+        match event {
+            Event::RoundStarted { round, evaluations } => self.send(Update::Round {
+                round: *round,
+                evaluations: evaluations.clone(),
+            }),
+            Event::Spawned { round, core, index } => self.send(Update::Spawned {
+                round: *round,
+                core: *core,
+                index: *index,
+            }),
+            Event::Rectified { round, core, index } => self.send(Update::Rectified {
+                round: *round,
+                core: *core,
+                index: *index,
+            }),
+            Event::CoreUpdated {
+                round,
+                core,
+                index,
+                latent,
+            } => {
+                let drawn = match textures.and_then(|t| t.get(*core)) {
+                    Some(texture) => backend.draw(latent, shape, texture)?,
+                    None => false,
+                };
+                let image = if drawn {
+                    None
+                } else {
+                    Some(backend.picture(latent, shape)?)
+                };
+                self.send(Update::Frame {
+                    round: *round,
+                    core: *core,
+                    index: *index,
+                    image,
+                });
+            }
+            Event::Preview(o) | Event::Hit(o) => {
+                let rmse = match reference {
+                    Some(r) => Some(chords::rmse(&backend.download(&o.latent)?, r)),
+                    None => None,
+                };
+                self.send(Update::Output {
+                    position: o.position,
+                    core: o.core,
+                    round: o.round,
+                    speedup: o.speedup,
+                    rmse,
+                    image: backend.picture(&o.latent, shape)?,
+                });
+                (self.wake)();
+            }
+            Event::CoreRetired {
+                round,
+                core,
+                reason,
+                ..
+            } => self.send(Update::Fault(format!(
+                "round {round}: core {core} retired ({reason})"
+            ))),
+            Event::CoreMoved {
+                round,
+                core,
+                reason,
+            } => self.send(Update::Fault(format!(
+                "round {round}: core {core} moved to another device ({reason})"
+            ))),
+            Event::RoundFinished { .. } => {}
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,252 @@
+//! The window's controls as a `chords render` command line: one parser and one set of
+//! checks for the window and the terminal, and a line the user can copy to reproduce a
+//! run headless.
+
+use anyhow::{Result, bail};
+use clap::Parser;
+
+use crate::cli::{Cli, Command, RenderArgs, Strategy};
+use crate::render::Method;
+
+/// Most cores the window offers (the grid and the timeline stay readable).
+pub const MAX_CORES: usize = 16;
+/// Most steps the window offers.
+pub const MAX_STEPS: usize = 1000;
+
+/// The built-in models.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModelChoice {
+    Emoji,
+    Mixture,
+}
+
+/// The samplers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SamplerChoice {
+    Chords,
+    Sequential,
+    Paradigms,
+    Srds,
+}
+
+/// How the CHORDS initialisation sequence is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InitChoice {
+    Paper,
+    Uniform,
+    Optimal,
+    Typed,
+}
+
+/// Where the run happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendChoice {
+    Cpu,
+    Wgpu,
+}
+
+/// Everything the controls set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub model: ModelChoice,
+    pub class: String,
+    pub guidance: f32,
+    pub seed: u64,
+    pub steps: usize,
+    pub cores: usize,
+    pub sampler: SamplerChoice,
+    pub init: InitChoice,
+    /// The sequence typed by the user (with [`InitChoice::Typed`]).
+    pub typed: String,
+    pub stop: String,
+    pub backend: BackendChoice,
+    /// Comma-separated adapters; empty: the window's own device.
+    pub adapters: String,
+    pub reference: bool,
+}
+
+impl Default for Settings {
+    /// The default configuration: the emoji model, CHORDS on 8 cores with the paper's
+    /// sequence, every output, on the CPU (burn-ndarray).
+    fn default() -> Self {
+        Self {
+            model: ModelChoice::Emoji,
+            class: "smileys".into(),
+            guidance: 2.0,
+            seed: 0,
+            steps: 50,
+            cores: 8,
+            sampler: SamplerChoice::Chords,
+            init: InitChoice::Paper,
+            typed: "0-2-4-8-16-24-32-40".into(),
+            stop: "all".into(),
+            backend: BackendChoice::Cpu,
+            adapters: String::new(),
+            reference: true,
+        }
+    }
+}
+
+impl Settings {
+    /// The equivalent `chords render` arguments (without the program name).
+    pub fn command_line(&self) -> Vec<String> {
+        let mut args: Vec<String> = vec!["render".into()];
+        let mut push = |k: &str, v: String| {
+            args.push(k.into());
+            args.push(v);
+        };
+        match self.model {
+            ModelChoice::Emoji => {
+                push("--model", "emoji".into());
+                push("--class", self.class.clone());
+                push("--guidance", self.guidance.to_string());
+            }
+            ModelChoice::Mixture => push("--model", "mixture".into()),
+        }
+        push("--seed", self.seed.to_string());
+        push("--steps", self.steps.to_string());
+        push(
+            "--sampler",
+            match self.sampler {
+                SamplerChoice::Chords => "chords",
+                SamplerChoice::Sequential => "sequential",
+                SamplerChoice::Paradigms => "paradigms",
+                SamplerChoice::Srds => "srds",
+            }
+            .into(),
+        );
+        if self.sampler != SamplerChoice::Sequential {
+            push("--cores", self.cores.to_string());
+        }
+        if self.sampler == SamplerChoice::Chords {
+            match self.init {
+                InitChoice::Paper => push("--strategy", "paper".into()),
+                InitChoice::Uniform => push("--strategy", "uniform".into()),
+                InitChoice::Optimal => push("--strategy", "optimal".into()),
+                InitChoice::Typed => push("--init", self.typed.trim().into()),
+            }
+        }
+        push("--stop", self.stop.trim().into());
+        match self.backend {
+            BackendChoice::Cpu => push("--backend", "cpu".into()),
+            BackendChoice::Wgpu => {
+                push("--backend", "wgpu".into());
+                if !self.adapters.trim().is_empty() {
+                    push("--adapters", self.adapters.trim().into());
+                }
+            }
+        }
+        if self.reference {
+            args.push("--reference".into());
+        }
+        args
+    }
+
+    /// The arguments, checked the way `chords render` checks them (the planner's
+    /// `optimal` search is left to the run). An error names the problem, for an inline
+    /// message; nothing starts.
+    pub fn render_args(&self) -> Result<RenderArgs> {
+        if !(1..=MAX_CORES).contains(&self.cores) {
+            bail!(
+                "cores must be between 1 and {MAX_CORES}, got {}",
+                self.cores
+            );
+        }
+        if !(1..=MAX_STEPS).contains(&self.steps) {
+            bail!(
+                "steps must be between 1 and {MAX_STEPS}, got {}",
+                self.steps
+            );
+        }
+        let line = std::iter::once("chords".to_string()).chain(self.command_line());
+        let cli = Cli::try_parse_from(line).map_err(|e| {
+            let text = e.to_string();
+            anyhow::anyhow!(
+                "{}",
+                text.lines()
+                    .next()
+                    .unwrap_or("invalid settings")
+                    .trim_start_matches("error: ")
+                    .to_string()
+            )
+        })?;
+        let Some(Command::Render(args)) = cli.command else {
+            bail!("internal: the settings did not make a render command");
+        };
+        let stop: chords::StopRule = args.stop.parse()?;
+        if args.model == crate::cli::ModelKind::Emoji {
+            chords_wgpu::emoji::class_index(&args.class).map_err(anyhow::Error::msg)?;
+        }
+        if !matches!(args.schedule.strategy, Strategy::Optimal) || args.schedule.init.is_some() {
+            let method = Method::from_args(&args, None)?;
+            stop.validate(method.cores())?;
+        }
+        Ok(args)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_settings_make_a_valid_emoji_render() {
+        let args = Settings::default().render_args().unwrap();
+        assert_eq!(args.model, crate::cli::ModelKind::Emoji);
+        assert_eq!((args.schedule.steps, args.schedule.cores), (50, 8));
+        assert_eq!(args.stop, "all");
+        assert!(args.reference);
+    }
+
+    #[test]
+    fn bad_settings_name_the_problem() {
+        let bad = |edit: &dyn Fn(&mut Settings)| {
+            let mut s = Settings::default();
+            edit(&mut s);
+            s.render_args().unwrap_err().to_string()
+        };
+        let typed = |seq: &str| {
+            let seq = seq.to_string();
+            move |s: &mut Settings| {
+                s.init = InitChoice::Typed;
+                s.typed = seq.clone();
+            }
+        };
+        assert!(
+            bad(&typed("0-2-x")).contains("0-2-x"),
+            "{}",
+            bad(&typed("0-2-x"))
+        );
+        let e = bad(&typed("0-60"));
+        assert!(e.contains("60"), "{e}");
+        let e = bad(&|s| s.cores = 0);
+        assert!(e.contains("cores must be between 1 and 16"), "{e}");
+        let e = bad(&|s| s.cores = 99);
+        assert!(e.contains("got 99"), "{e}");
+        let e = bad(&|s| s.stop = "core-index:9".into());
+        assert!(e.contains('9'), "{e}");
+        let e = bad(&|s| s.class = "dragons".into());
+        assert!(e.contains("dragons") && e.contains("smileys"), "{e}");
+        let e = bad(&|s| s.stop = "sometimes".into());
+        assert!(e.contains("sometimes"), "{e}");
+    }
+
+    #[test]
+    fn the_command_line_round_trips_every_choice() {
+        let s = Settings {
+            model: ModelChoice::Mixture,
+            sampler: SamplerChoice::Paradigms,
+            backend: BackendChoice::Wgpu,
+            adapters: "lavapipe".into(),
+            reference: false,
+            ..Settings::default()
+        };
+        assert_eq!(
+            s.command_line().join(" "),
+            "render --model mixture --seed 0 --steps 50 --sampler paradigms --cores 8 \
+             --stop all --backend wgpu --adapters lavapipe"
+        );
+        let args = s.render_args().unwrap();
+        assert_eq!(args.adapters, vec!["lavapipe".to_string()]);
+    }
+}
