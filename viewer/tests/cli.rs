@@ -808,3 +808,225 @@ fn bench_writes_rows_table_and_plots() {
         assert!(dir.join(file).exists(), "{file} missing");
     }
 }
+
+/// A PNG's `(width, height, RGBA bytes)`.
+fn read_png(path: &Path) -> (usize, usize, Vec<u8>) {
+    let decoder = png::Decoder::new(std::io::BufReader::new(
+        fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    ));
+    let mut reader = decoder.read_info().expect("png header");
+    let mut pixels = vec![0; reader.output_buffer_size().expect("size")];
+    let info = reader.next_frame(&mut pixels).expect("png data");
+    assert_eq!(info.color_type, png::ColorType::Rgba, "{}", path.display());
+    pixels.truncate(info.buffer_size());
+    (info.width as usize, info.height as usize, pixels)
+}
+
+/// `render --frames` on `backend`: every core's frame of every round, checked against the
+/// latents the run wrote (a core's frame in its hit round is its hit), and the contact sheet.
+fn frames_match_the_latents(backend: &str) {
+    let dir = scratch(&format!("frames-{backend}"));
+    let out = chords(&[
+        "render",
+        "--model",
+        "mixture",
+        "--backend",
+        backend,
+        "--steps",
+        "12",
+        "--cores",
+        "4",
+        "--stop",
+        "all",
+        "--frames",
+        "--out",
+        dir.to_str().expect("utf-8"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = report(&dir);
+    let frames_dir = dir.join("frames");
+    let mut names: Vec<String> = fs::read_dir(&frames_dir)
+        .expect("frames folder")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("round"))
+        .collect();
+    names.sort();
+    // Plan of 0-3-6-9 on T = 12 (paper sequence scaled): every active core pictured after
+    // every round it took part in; each core's points advance one index per round.
+    let rounds = r["rounds"].as_u64().expect("rounds") as usize;
+    assert_eq!(r["frames"]["count"].as_u64(), Some(names.len() as u64));
+    for core in 0..4 {
+        let indices: Vec<usize> = names
+            .iter()
+            .filter(|n| n.contains(&format!("-core{core}-")))
+            .map(|n| n[n.len() - 7..n.len() - 4].parse().expect("index"))
+            .collect();
+        assert!(!indices.is_empty(), "core {core} has frames");
+        assert_eq!(*indices.last().expect("last"), 12, "core {core} ends at T");
+    }
+    // Each hit's picture equals its core's frame of the hit round, pixel for pixel, and the
+    // hit's picture is the preview mapping of the hit's latent (.npy).
+    for hit in r["hits"].as_array().expect("hits") {
+        let (core, round) = (
+            hit["core"].as_u64().unwrap(),
+            hit["round"].as_u64().unwrap(),
+        );
+        let frame = frames_dir.join(format!("round{round:03}-core{core}-i012.png"));
+        let latent = chords::npy::read(&dir.join(hit["file"].as_str().unwrap())).expect("npy");
+        let want = chords::preview::rgba8(&latent.shape, &latent.data).expect("picture");
+        let (w, h, pixels) = read_png(&frame);
+        assert_eq!((w, h), (want.width, want.height));
+        assert_eq!(pixels, want.pixels, "{}", frame.display());
+    }
+    // The contact sheet: a row per round, a column per core, 32×32 cells 2 px apart.
+    let (w, h, _) = read_png(&dir.join(r["frames"]["contact_sheet"].as_str().expect("sheet")));
+    assert_eq!((w, h), (4 * 34 + 2, rounds * 34 + 2));
+}
+
+#[test]
+fn render_frames_on_the_cpu_match_the_latents() {
+    frames_match_the_latents("cpu");
+}
+
+#[test]
+fn render_frames_from_the_preview_kernel_match_the_latents() {
+    if !adapter_available() {
+        return;
+    }
+    frames_match_the_latents("wgpu");
+}
+
+#[test]
+fn view_without_a_display_renders_headless() {
+    let dir = scratch("view-headless");
+    let out = Command::new(env!("CARGO_BIN_EXE_chords"))
+        .args([
+            "view", "--model", "mixture", "--steps", "8", "--cores", "4", "--out",
+        ])
+        .arg(&dir)
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("no display"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("contact-sheet.png"), "{stdout}");
+    assert!(dir.join("view/frames/contact-sheet.png").exists());
+    assert_eq!(report(&dir.join("view"))["cores"], 4);
+    // A second run never overwrites the first.
+    let again = Command::new(env!("CARGO_BIN_EXE_chords"))
+        .args([
+            "view", "--model", "mixture", "--steps", "8", "--cores", "4", "--out",
+        ])
+        .arg(&dir)
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .output()
+        .expect("runs");
+    assert!(again.status.success());
+    assert!(dir.join("view-2/report.json").exists());
+}
+
+/// Whether `xvfb-run` exists; under `CI=true` it must (`.ci/run` installs it).
+fn xvfb_available() -> bool {
+    let found = Command::new("xvfb-run").arg("--help").output().is_ok();
+    if !found {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI=true but xvfb-run is missing"
+        );
+        eprintln!("skipping: no xvfb-run");
+    }
+    found
+}
+
+/// Whether a pixel is far from the window's dark background.
+fn lit(p: &[u8]) -> bool {
+    p[..3].iter().map(|&v| v as u32).sum::<u32>() > 200
+}
+
+#[test]
+fn view_screenshot_shows_every_core_panel_under_xvfb() {
+    if !xvfb_available() || !adapter_available() {
+        return;
+    }
+    let dir = scratch("view-shot");
+    let shot = dir.join("window.png");
+    let xdg = dir.join("xdg");
+    fs::create_dir_all(&xdg).expect("xdg");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&xdg, fs::Permissions::from_mode(0o700)).expect("chmod");
+    }
+    let out = Command::new("xvfb-run")
+        .args(["-a", "-s", "-screen 0 1400x900x24"])
+        .arg(env!("CARGO_BIN_EXE_chords"))
+        .args([
+            "view", "--model", "mixture", "--steps", "16", "--cores", "4",
+        ])
+        .arg("--screenshot")
+        .arg(&shot)
+        .env("XDG_RUNTIME_DIR", &xdg)
+        .output()
+        .expect("xvfb-run runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("frames while sampling"), "{stderr}");
+    let (w, h, pixels) = read_png(&shot);
+    assert!(w >= 1024 && h >= 640, "{w}×{h}");
+    // Every core panel holds a lit picture (the mixture's pictures are bright; an empty
+    // panel, the background and the timeline are dark): count the large connected lit
+    // regions on a 4-pixel lattice. Text and the 32-pixel output thumbnails are too small.
+    let (cw, ch) = (w / 4, h / 4);
+    let mut mask: Vec<bool> = (0..cw * ch)
+        .map(|i| {
+            let (x, y) = (i % cw * 4, i / cw * 4);
+            lit(&pixels[(y * w + x) * 4..(y * w + x) * 4 + 4])
+        })
+        .collect();
+    let mut panels = 0;
+    for start in 0..mask.len() {
+        if !mask[start] {
+            continue;
+        }
+        let (mut stack, mut area) = (vec![start], 0);
+        mask[start] = false;
+        while let Some(i) = stack.pop() {
+            area += 1;
+            let (x, y) = (i % cw, i / cw);
+            let mut visit = |j: usize| {
+                if mask[j] {
+                    mask[j] = false;
+                    stack.push(j);
+                }
+            };
+            if x > 0 {
+                visit(i - 1);
+            }
+            if x + 1 < cw {
+                visit(i + 1);
+            }
+            if y > 0 {
+                visit(i - cw);
+            }
+            if y + 1 < ch {
+                visit(i + cw);
+            }
+        }
+        if area >= 25 * 25 {
+            panels += 1;
+        }
+    }
+    assert_eq!(
+        panels, 4,
+        "expected 4 core panels with pictures, found {panels}"
+    );
+}

@@ -631,17 +631,17 @@ impl ViewerApp {
         };
         let cores = run.panels.len().max(1);
         let available = ui.available_size();
-        // Columns that make the panels as large as possible.
+        // Columns that make the panels as large as possible (ties: fewest empty cells).
         let (cols, side) = (1..=cores)
             .map(|cols| {
                 let rows = cores.div_ceil(cols);
                 let side = (available.x / cols as f32 - 12.0)
                     .min(available.y / rows as f32 - 34.0)
                     .max(24.0);
-                (cols, side)
+                (cols, side, cols * rows - cores)
             })
-            .max_by(|a, b| a.1.total_cmp(&b.1))
-            .unwrap_or((1, 24.0));
+            .max_by(|a, b| a.1.floor().total_cmp(&b.1.floor()).then(b.2.cmp(&a.2)))
+            .map_or((1, 24.0), |(cols, side, _)| (cols, side));
         egui::Grid::new("cores").spacing([8.0, 4.0]).show(ui, |ui| {
             for (core, panel) in run.panels.iter().enumerate() {
                 ui.vertical(|ui| {
