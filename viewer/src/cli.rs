@@ -163,15 +163,19 @@ pub enum SpacingKind {
     Trailing,
 }
 
+/// Spread of each mixture component when `--sigma-data` is not given.
+pub const DEFAULT_SIGMA_DATA: f64 = 0.05;
+
 /// `chords render`.
 #[derive(Debug, Args)]
 pub struct RenderArgs {
     /// Steps, cores, sequence.
     #[command(flatten)]
     pub schedule: ScheduleArgs,
-    /// The model.
-    #[arg(long, value_enum, default_value_t = ModelKind::Mixture)]
-    pub model: ModelKind,
+    /// The model (default: emoji; mixture when --means, --sigma-data or --solver ddim is
+    /// given).
+    #[arg(long, value_enum)]
+    pub model: Option<ModelKind>,
     /// Emoji class: smileys, people, animals, food, travel, activities, objects, symbols, flags.
     #[arg(long, default_value = "smileys")]
     pub class: String,
@@ -184,9 +188,9 @@ pub struct RenderArgs {
     /// Mixture means, a float32 .npy of shape (M, C, H, W). Default: 8 built-in 3×32×32 pictures.
     #[arg(long, value_name = "M.npy")]
     pub means: Option<PathBuf>,
-    /// Spread s of each mixture component around its mean.
-    #[arg(long, default_value_t = 0.05, allow_negative_numbers = true)]
-    pub sigma_data: f64,
+    /// Spread s of each mixture component around its mean (default 0.05).
+    #[arg(long, allow_negative_numbers = true)]
+    pub sigma_data: Option<f64>,
     /// The sampler.
     #[arg(long, value_enum, default_value_t = SamplerKind::Chords)]
     pub sampler: SamplerKind,
@@ -242,4 +246,21 @@ pub struct RenderArgs {
     /// in --out/frames, plus a contact sheet (rows = rounds, columns = cores).
     #[arg(long)]
     pub frames: bool,
+}
+
+impl RenderArgs {
+    /// The model: `--model`, or the mixture when a mixture-only option (`--means`,
+    /// `--sigma-data`, `--solver ddim`) is given, else the emoji model.
+    pub fn model(&self) -> ModelKind {
+        match self.model {
+            Some(model) => model,
+            None if self.means.is_some()
+                || self.sigma_data.is_some()
+                || self.solver == SolverKind::Ddim =>
+            {
+                ModelKind::Mixture
+            }
+            None => ModelKind::Emoji,
+        }
+    }
 }

@@ -18,8 +18,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 
 use crate::cli::{
-    BackendKind, BetasKind, DevicesKind, ModelKind, PredictionKind, RenderArgs, SamplerKind,
-    SolverKind, SpacingKind,
+    BackendKind, BetasKind, DEFAULT_SIGMA_DATA, DevicesKind, ModelKind, PredictionKind, RenderArgs,
+    SamplerKind, SolverKind, SpacingKind,
 };
 use crate::files::OutDir;
 use crate::frames::{Frame, FrameLog, Pictures};
@@ -160,17 +160,20 @@ fn emoji_model(args: &RenderArgs) -> Result<EmojiModel> {
 pub(crate) fn prepare(args: &RenderArgs, own: Option<OwnDevice>) -> Result<Job> {
     let stop: StopRule = args.stop.parse()?;
     let solver = solver(args)?;
-    let model = match args.model {
+    let model = match args.model() {
         ModelKind::Mixture => {
             let (means, means_shape) = load_means(args)?;
-            let model =
-                GaussianMixture::new(means, means_shape, args.sigma_data, solver.prediction())
-                    .context("invalid mixture model")?;
+            let sigma_data = args.sigma_data.unwrap_or(DEFAULT_SIGMA_DATA);
+            let model = GaussianMixture::new(means, means_shape, sigma_data, solver.prediction())
+                .context("invalid mixture model")?;
             ModelChoice::Mixture(model)
         }
         ModelKind::Emoji => {
             if args.means.is_some() {
                 bail!("--means belongs to --model mixture");
+            }
+            if args.sigma_data.is_some() {
+                bail!("--sigma-data belongs to --model mixture");
             }
             if args.solver != SolverKind::Euler {
                 bail!("the emoji model is a flow-matching model: use --solver euler");
@@ -207,7 +210,13 @@ pub(crate) fn prepare(args: &RenderArgs, own: Option<OwnDevice>) -> Result<Job> 
         args.threads
     };
     let expected_rounds = expected_rounds(method.init(), &stop, args.schedule.steps);
-    let pool = match (args.backend, own) {
+    // The emoji network runs on burn-ndarray: `auto` picks the CPU for it (on a software
+    // adapter such as lavapipe, burn-wgpu would be far slower anyway).
+    let backend = match (&model, args.backend) {
+        (ModelChoice::Emoji(_), BackendKind::Auto) => BackendKind::Cpu,
+        (_, backend) => backend,
+    };
+    let pool = match (backend, own) {
         (BackendKind::Cpu, _) => None,
         (BackendKind::Wgpu | BackendKind::Auto, Some(own)) if args.adapters.is_empty() => {
             Some(Arc::new(DevicePool::from_device(
@@ -231,8 +240,8 @@ pub(crate) fn prepare(args: &RenderArgs, own: Option<OwnDevice>) -> Result<Job> 
                 .iter()
                 .try_for_each(|g| g.check_size("the mixture means", m.means().len() as u64 * 4))?,
             ModelChoice::Emoji(_) => bail!(
-                "the emoji model runs with --backend cpu (burn-ndarray) for now; \
-                 sharing the pool's wgpu device with burn-wgpu is not wired yet"
+                "the emoji model runs with --backend cpu or auto (burn-ndarray); \
+                 --backend wgpu hosts the mixture model only for now"
             ),
         }
     }

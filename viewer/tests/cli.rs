@@ -338,7 +338,14 @@ fn bad_input_is_one_line_and_exit_code_2() {
             vec!["plan".into(), "--cores".into(), "many".into()],
             vec!["many"],
         ),
-        (r(&["--model", "emoji"]), vec!["--weights"]),
+        (
+            r(&["--model", "emoji", "--sigma-data", "0.1"]),
+            vec!["--sigma-data"],
+        ),
+        (
+            r(&["--model", "emoji", "--backend", "wgpu"]),
+            vec!["emoji", "--backend"],
+        ),
         (
             r(&[
                 "--model",
@@ -470,6 +477,8 @@ fn ctrl_c_stops_a_render_and_keeps_its_report() {
     let child = Command::new(env!("CARGO_BIN_EXE_chords"))
         .args([
             "render",
+            "--model",
+            "mixture",
             "--backend",
             "cpu",
             "--steps",
@@ -511,7 +520,9 @@ fn ctrl_c_stops_a_render_and_keeps_its_report() {
 fn an_existing_report_or_input_is_never_overwritten() {
     let dir = scratch("overwrite");
     let out = dir.to_str().expect("utf-8");
-    let args = ["render", "--steps", "10", "--cores", "4", "--out", out];
+    let args = [
+        "render", "--model", "mixture", "--steps", "10", "--cores", "4", "--out", out,
+    ];
     assert!(chords(&args).status.success());
     let before = fs::read(dir.join("report.json")).expect("report");
     assert_refused(&args, &["already holds a report", "--overwrite"]);
@@ -587,6 +598,8 @@ fn render_on_wgpu_reports_adapters_and_bytes() {
     let dir = scratch("wgpu");
     let out = chords(&[
         "render",
+        "--model",
+        "mixture",
         "--backend",
         "wgpu",
         "--devices",
@@ -637,12 +650,30 @@ fn wgpu_without_a_matching_adapter_is_refused() {
         ("VK_ICD_FILENAMES", "/nonexistent.json"),
     ];
     assert_refused_with_env(
-        &["render", "--backend", "wgpu", "--out", out],
+        &[
+            "render",
+            "--model",
+            "mixture",
+            "--backend",
+            "wgpu",
+            "--out",
+            out,
+        ],
         &none,
         &["no usable wgpu adapter", "Vulkan"],
     );
     let fallback = chords_with_env(
-        &["render", "--backend", "auto", "--cores", "4", "--out", out],
+        &[
+            "render",
+            "--model",
+            "mixture",
+            "--backend",
+            "auto",
+            "--cores",
+            "4",
+            "--out",
+            out,
+        ],
         &none,
     );
     assert!(
@@ -656,6 +687,8 @@ fn wgpu_without_a_matching_adapter_is_refused() {
         assert_refused(
             &[
                 "render",
+                "--model",
+                "mixture",
                 "--backend",
                 "wgpu",
                 "--adapters",
@@ -674,6 +707,8 @@ fn render_runs_the_baselines() {
         let dir = scratch(sampler);
         let out = chords(&[
             "render",
+            "--model",
+            "mixture",
             "--sampler",
             sampler,
             "--tolerance",
@@ -872,11 +907,12 @@ fn frames_match_the_latents(backend: &str) {
     // hit's picture is the preview mapping of the hit's latent (.npy).
     for hit in r["hits"].as_array().expect("hits") {
         let (core, round) = (
-            hit["core"].as_u64().unwrap(),
-            hit["round"].as_u64().unwrap(),
+            hit["core"].as_u64().expect("core"),
+            hit["round"].as_u64().expect("round"),
         );
         let frame = frames_dir.join(format!("round{round:03}-core{core}-i012.png"));
-        let latent = chords::npy::read(&dir.join(hit["file"].as_str().unwrap())).expect("npy");
+        let latent =
+            chords::npy::read(&dir.join(hit["file"].as_str().expect("file"))).expect("npy");
         let want = chords::preview::rgba8(&latent.shape, &latent.data).expect("picture");
         let (w, h, pixels) = read_png(&frame);
         assert_eq!((w, h), (want.width, want.height));

@@ -167,14 +167,13 @@ impl Settings {
                     .next()
                     .unwrap_or("invalid settings")
                     .trim_start_matches("error: ")
-                    .to_string()
             )
         })?;
         let Some(Command::Render(args)) = cli.command else {
             bail!("internal: the settings did not make a render command");
         };
         let stop: chords::StopRule = args.stop.parse()?;
-        if args.model == crate::cli::ModelKind::Emoji {
+        if args.model() == crate::cli::ModelKind::Emoji {
             chords_wgpu::emoji::class_index(&args.class).map_err(anyhow::Error::msg)?;
         }
         if !matches!(args.schedule.strategy, Strategy::Optimal) || args.schedule.init.is_some() {
@@ -192,7 +191,7 @@ mod tests {
     #[test]
     fn the_default_settings_make_a_valid_emoji_render() {
         let args = Settings::default().render_args().unwrap();
-        assert_eq!(args.model, crate::cli::ModelKind::Emoji);
+        assert_eq!(args.model(), crate::cli::ModelKind::Emoji);
         assert_eq!((args.schedule.steps, args.schedule.cores), (50, 8));
         assert_eq!(args.stop, "all");
         assert!(args.reference);
