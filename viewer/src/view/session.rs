@@ -383,3 +383,133 @@ impl Work {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn args(line: &str) -> RenderArgs {
+        let cli = crate::cli::Cli::try_parse_from(format!("chords render {line}").split(' '))
+            .expect("valid arguments");
+        match cli.command {
+            Some(crate::cli::Command::Render(args)) => args,
+            _ => panic!("not a render command"),
+        }
+    }
+
+    /// Reads updates until `done` says so (at most 20 s), keeping the last round seen in
+    /// `last_round`; every update that arrived is looked at.
+    fn wait(session: &Session, last_round: &mut usize, done: &mut dyn FnMut(&Update) -> bool) {
+        let start = Instant::now();
+        let mut met = false;
+        while !met && start.elapsed() < Duration::from_secs(20) {
+            for update in session.poll() {
+                if let Update::Round { round, .. } = update {
+                    *last_round = round;
+                }
+                if let Update::Failed(e) = &update {
+                    panic!("the run failed: {e}");
+                }
+                met |= done(&update);
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert!(met, "timed out");
+    }
+
+    #[test]
+    fn pause_holds_the_run_between_rounds_and_cancel_stops_it_within_one() {
+        let line = "--model mixture --steps 5000 --cores 4 --stop all";
+        let session = Session::start(args(line), None, Arc::new(|| {})).expect("starts");
+        let mut round = 0;
+        wait(
+            &session,
+            &mut round,
+            &mut |u| matches!(u, Update::Round { round, .. } if *round >= 3),
+        );
+        session.set_paused(true);
+        assert!(session.is_paused());
+        // Let the round in progress finish, then nothing more may start.
+        std::thread::sleep(Duration::from_millis(200));
+        for update in session.poll() {
+            if let Update::Round { round: r, .. } = update {
+                round = r;
+            }
+        }
+        let paused_at = round;
+        std::thread::sleep(Duration::from_millis(300));
+        let started: Vec<usize> = session
+            .poll()
+            .into_iter()
+            .filter_map(|u| match u {
+                Update::Round { round, .. } => Some(round),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            started.is_empty(),
+            "rounds {started:?} started while paused at {paused_at}"
+        );
+        session.set_paused(false);
+        wait(
+            &session,
+            &mut round,
+            &mut |u| matches!(u, Update::Round { round, .. } if *round > paused_at + 2),
+        );
+        // Cancel while running: what the run had announced by then, plus at most the one
+        // round that may have passed its cancel check just before, is all it does.
+        session.cancel();
+        let mut finished = None;
+        for update in session.poll() {
+            match update {
+                Update::Round { round: r, .. } => round = r,
+                Update::Finished { reason, rounds, .. } => finished = Some((reason, rounds)),
+                _ => {}
+            }
+        }
+        let cancelled_at = round;
+        if finished.is_none() {
+            wait(&session, &mut round, &mut |u| {
+                if let Update::Finished { reason, rounds, .. } = u {
+                    finished = Some((*reason, *rounds));
+                    true
+                } else {
+                    false
+                }
+            });
+        }
+        let (reason, rounds) = finished.expect("a last word");
+        assert_eq!(reason, StopReason::Cancelled);
+        assert!(
+            rounds <= cancelled_at + 1,
+            "cancelled after round {cancelled_at}, stopped after {rounds}"
+        );
+        assert!(rounds < 5000);
+    }
+
+    #[test]
+    fn a_run_that_cannot_start_says_why() {
+        let session = Session::start(
+            args("--model mixture --init 0-99 --cores 2"),
+            None,
+            Arc::new(|| {}),
+        )
+        .expect("starts");
+        let mut round = 0;
+        let mut message = String::new();
+        let start = Instant::now();
+        while message.is_empty() && start.elapsed() < Duration::from_secs(20) {
+            for update in session.poll() {
+                match update {
+                    Update::Failed(e) => message = e,
+                    Update::Round { round: r, .. } => round = r,
+                    _ => {}
+                }
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert!(message.contains("99"), "{message}");
+        assert_eq!(round, 0, "no round may start");
+    }
+}
