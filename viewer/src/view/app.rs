@@ -793,3 +793,97 @@ fn save_screenshot(path: &std::path::Path, image: &ColorImage) -> anyhow::Result
     };
     crate::files::write_png(path, &picture)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every piece of text the frame painted.
+    fn painted_text(output: &egui::FullOutput) -> String {
+        let mut text = String::new();
+        for clipped in &output.shapes {
+            collect_text(&clipped.shape, &mut text);
+        }
+        text
+    }
+
+    fn collect_text(shape: &egui::Shape, text: &mut String) {
+        match shape {
+            egui::Shape::Text(t) => {
+                text.push_str(t.galley.text());
+                text.push('\n');
+            }
+            egui::Shape::Vec(shapes) => shapes.iter().for_each(|s| collect_text(s, text)),
+            _ => {}
+        }
+    }
+
+    /// An app on a headless egui context (no window, no GPU), and one frame of it.
+    fn app() -> (ViewerApp, egui::Context) {
+        let ctx = egui::Context::default();
+        let cc = eframe::CreationContext::_new_kittest(ctx.clone());
+        let startup = Startup {
+            settings: Settings::default(),
+            screenshot: None,
+            out: std::env::temp_dir(),
+        };
+        (ViewerApp::new(&cc, startup, Arc::default()), ctx)
+    }
+
+    fn frame(app: &mut ViewerApp, ctx: &egui::Context) -> String {
+        let mut frame = eframe::Frame::_new_kittest();
+        let output = ctx.run_ui(egui::RawInput::default(), |ui| {
+            eframe::App::ui(app, ui, &mut frame)
+        });
+        painted_text(&output)
+    }
+
+    #[test]
+    fn bad_settings_show_an_inline_message_and_start_nothing() {
+        let (mut app, ctx) = app();
+        app.settings.init = InitChoice::Typed;
+        app.settings.typed = "0-2-x".into();
+        app.start(&ctx);
+        assert!(app.session.is_none(), "a bad sequence started a run");
+        let text = frame(&mut app, &ctx);
+        assert!(text.contains("0-2-x"), "no inline message in:\n{text}");
+        app.settings.init = InitChoice::Paper;
+        app.settings.cores = 99;
+        app.start(&ctx);
+        assert!(app.session.is_none(), "99 cores started a run");
+        let text = frame(&mut app, &ctx);
+        assert!(
+            text.contains("between 1 and 16"),
+            "no inline message in:\n{text}"
+        );
+    }
+
+    #[test]
+    fn a_run_fills_one_panel_per_core_and_the_outputs() {
+        let (mut app, ctx) = app();
+        app.settings.model = ModelChoice::Mixture;
+        app.settings.steps = 12;
+        app.settings.cores = 4;
+        app.start(&ctx);
+        assert!(app.session.is_some());
+        let start = Instant::now();
+        while !matches!(app.state, State::Done(_) | State::Failed(_)) {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "the run did not end"
+            );
+            frame(&mut app, &ctx);
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert!(matches!(app.state, State::Done(_)), "{:?}", app.state);
+        let text = frame(&mut app, &ctx);
+        let run = app.run.as_ref().expect("a run view");
+        assert_eq!(run.panels.len(), 4);
+        assert!(run.panels.iter().all(|p| p.host.is_some() && p.index == 12));
+        // Preview and four hits, the last one the sequential solve itself.
+        assert_eq!(run.outputs.len(), 5);
+        assert_eq!(run.outputs.last().and_then(|o| o.rmse), Some(0.0));
+        assert!(text.contains("hit 4") && text.contains("core 3"), "{text}");
+        assert!(!run.log.frames().is_empty());
+    }
+}
