@@ -62,7 +62,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if which != "ndarray" {
         devices.push(("burn-wgpu", Device::wgpu(DeviceKind::default())));
     }
-    println!("CHORDS K = 8, T = 50, emoji model (guidance 2), ms per round over rounds 9-12");
+    println!(
+        "CHORDS K = 8, T = 50, emoji model (guidance {}), ms per round over rounds 9-12",
+        chords_wgpu::emoji::DEFAULT_GUIDANCE
+    );
     println!(
         "{:<14} {:>12} {:>14} {:>8}",
         "device", "batched", "one per core", "ratio"

@@ -1,8 +1,9 @@
 //! Sample grid of the emoji model: one row per class, `n` samples per row (seeds 0..n),
-//! 50-step Euler (the sequential solve, which CHORDS's last output equals), guidance 2.
+//! 50-step Euler (the sequential solve, which CHORDS's last output equals), guidance
+//! `DEFAULT_GUIDANCE` (4) unless given.
 //!
 //! ```sh
-//! cargo run --release -p chords-viewer --example emoji_grid -- [weights.bpk] [out.png] [n]
+//! cargo run --release -p chords-viewer --example emoji_grid -- [weights.bpk] [out.png] [n] [guidance]
 //! ```
 
 use std::path::PathBuf;
@@ -15,6 +16,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let weights = PathBuf::from(args.get(1).map_or("assets/emoji/emoji.bpk", String::as_str));
     let out = PathBuf::from(args.get(2).map_or("docs/emoji-samples.png", String::as_str));
     let n: usize = args.get(3).map_or(Ok(8), |a| a.parse())?;
+    let guidance: f32 = args
+        .get(4)
+        .map_or(Ok(chords_wgpu::emoji::DEFAULT_GUIDANCE), |a| a.parse())?;
     let steps = 50;
     let schedule = FlowSchedule::new(steps, 1.0)?;
     let device = chords_wgpu::emoji::cpu_device();
@@ -25,7 +29,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (class, (name, _)) in CLASSES.iter().enumerate() {
         let model = EmojiModel::load(&weights, &device)?
             .with_class(class)?
-            .with_guidance(2.0)?;
+            .with_guidance(guidance)?;
         let mut xs: Vec<Vec<f32>> = (0..n as u64)
             .map(|seed| noise::gaussian(seed, NUMEL))
             .collect();

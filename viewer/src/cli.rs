@@ -180,7 +180,7 @@ pub struct RenderArgs {
     #[arg(long, default_value = "smileys")]
     pub class: String,
     /// Classifier-free guidance scale of the emoji model (1: none).
-    #[arg(long, default_value_t = 2.0, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = chords_wgpu::emoji::DEFAULT_GUIDANCE, allow_negative_numbers = true)]
     pub guidance: f32,
     /// Emoji weights file (burnpack, written by `chords train`; default: the shipped weights).
     #[arg(long, value_name = "FILE")]

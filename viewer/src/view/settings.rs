@@ -72,7 +72,7 @@ impl Default for Settings {
         Self {
             model: ModelChoice::Emoji,
             class: "smileys".into(),
-            guidance: 2.0,
+            guidance: chords_wgpu::emoji::DEFAULT_GUIDANCE,
             seed: 0,
             steps: 50,
             cores: 8,
