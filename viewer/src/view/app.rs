@@ -376,7 +376,7 @@ impl ViewerApp {
         let command = run.command.clone();
         self.saved = Some("saving frames…".into());
         self.saving = Some(std::thread::spawn(move || {
-            let dir = super::fresh_dir(&root, "frames")?;
+            let dir = super::fresh_dir(&root, "view-frames")?;
             if texture_path {
                 // The pictures live in GPU textures only: render the same command line
                 // headless (same seed, same pictures) with --frames.
@@ -885,5 +885,26 @@ mod tests {
         assert_eq!(run.outputs.last().and_then(|o| o.rmse), Some(0.0));
         assert!(text.contains("hit 4") && text.contains("core 3"), "{text}");
         assert!(!run.log.frames().is_empty());
+        // Save frames: a new folder with every frame and the contact sheet, off the UI thread.
+        let root = std::env::temp_dir().join(format!("chords-app-save-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        app.startup.out = root.clone();
+        let frames = run.log.frames().len();
+        app.save_frames();
+        while app.saving.is_some() {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "saving did not end"
+            );
+            frame(&mut app, &ctx);
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let saved = app.saved.clone().unwrap_or_default();
+        assert!(saved.starts_with("saved frames to"), "{saved}");
+        let pngs = std::fs::read_dir(root.join("view-frames/frames"))
+            .expect("the frames folder")
+            .count();
+        assert_eq!(pngs, frames + 1, "every frame and the contact sheet");
+        std::fs::remove_dir_all(root).expect("clean up");
     }
 }
