@@ -967,6 +967,20 @@ fn view_without_a_display_renders_headless() {
         .expect("runs");
     assert!(again.status.success());
     assert!(dir.join("view-2/report.json").exists());
+    // A display that cannot be reached: the same fallback, one line naming why.
+    let unreachable = Command::new(env!("CARGO_BIN_EXE_chords"))
+        .args([
+            "view", "--model", "mixture", "--steps", "8", "--cores", "4", "--out",
+        ])
+        .arg(&dir)
+        .env("DISPLAY", ":97")
+        .env_remove("WAYLAND_DISPLAY")
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&unreachable.stderr);
+    assert!(unreachable.status.success(), "{stderr}");
+    assert!(stderr.contains("cannot open a window"), "{stderr}");
+    assert!(dir.join("view-3/report.json").exists());
 }
 
 /// Whether `xvfb-run` exists; under `CI=true` it must (`.ci/run` installs it).

@@ -87,7 +87,7 @@ impl ViewArgs {
     }
 }
 
-/// Runs the window, or the headless render when there is no display.
+/// Runs the window, or the headless render when there is no display or no window opens.
 pub fn run(args: &ViewArgs) -> Result<()> {
     let size = parse_size(&args.size)?;
     let settings = args.settings()?;
@@ -98,6 +98,7 @@ pub fn run(args: &ViewArgs) -> Result<()> {
         return headless(args, &settings, &why);
     }
     let outcome = Arc::new(Mutex::new(Outcome::default()));
+    let settings_for_fallback = settings.clone();
     let startup = Startup {
         settings,
         screenshot: args.screenshot.clone(),
@@ -111,12 +112,18 @@ pub fn run(args: &ViewArgs) -> Result<()> {
         ..Default::default()
     };
     let app_outcome = outcome.clone();
-    eframe::run_native(
+    let opened = eframe::run_native(
         "chords",
         options,
         Box::new(move |cc| Ok(Box::new(ViewerApp::new(cc, startup, app_outcome)))),
-    )
-    .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))?;
+    );
+    if let Err(e) = opened {
+        let why = format!(
+            "cannot open a window ({})",
+            e.to_string().replace('\n', " ")
+        );
+        return headless(args, &settings_for_fallback, &why);
+    }
     let outcome = outcome
         .lock()
         .map_err(|_| anyhow::anyhow!("the window crashed"))?;
@@ -157,7 +164,7 @@ fn headless(args: &ViewArgs, settings: &Settings, why: &str) -> Result<()> {
     }
     let dir = fresh_dir(&args.out, "view")?;
     eprintln!(
-        "{why}: rendering the default configuration headless into {}",
+        "{why}: rendering the configuration headless into {}",
         dir.display()
     );
     let mut line = vec!["chords".to_string()];
