@@ -64,6 +64,9 @@ pub struct Gpu {
     pub(crate) free: Arc<FreeList>,
     /// Set when the device is lost or reports an uncaptured error.
     failure: Arc<Mutex<Option<String>>>,
+    /// The instance and adapter behind the device, when the pool created it or was given
+    /// them (burn-wgpu needs both to adopt the device).
+    setup: Option<(wgpu::Instance, wgpu::Adapter)>,
 }
 
 impl std::fmt::Debug for Gpu {
@@ -96,7 +99,13 @@ impl Gpu {
             kernels: Kernels::default(),
             free: Arc::default(),
             failure,
+            setup: None,
         }
+    }
+
+    /// The instance and adapter behind the device, if known.
+    pub fn setup(&self) -> Option<(&wgpu::Instance, &wgpu::Adapter)> {
+        self.setup.as_ref().map(|(i, a)| (i, a))
     }
 
     /// The adapter, e.g. `llvmpipe (LLVM 15.0.6, 256 bits) [Vulkan]`.
@@ -213,21 +222,20 @@ pub fn list_adapters(backends: wgpu::Backends) -> Vec<(usize, String)> {
         .collect()
 }
 
-/// The adapters on `backends`; GL (a fallback, noisy to initialise where it has no
-/// display) is only tried when the primary backends have none.
-fn enumerate(backends: wgpu::Backends) -> Vec<wgpu::Adapter> {
+/// The adapters on `backends` with the instance that found them; GL (a fallback, noisy
+/// to initialise where it has no display) is only tried when the primary backends have none.
+fn enumerate(backends: wgpu::Backends) -> (wgpu::Instance, Vec<wgpu::Adapter>) {
     let primary = backends - wgpu::Backends::GL;
-    let found = if primary.is_empty() {
-        Vec::new()
-    } else {
-        pollster::block_on(instance(primary).enumerate_adapters(primary))
-    };
-    if found.is_empty() && backends.contains(wgpu::Backends::GL) {
-        return pollster::block_on(
-            instance(wgpu::Backends::GL).enumerate_adapters(wgpu::Backends::GL),
-        );
+    if !primary.is_empty() {
+        let found_on = instance(primary);
+        let found = pollster::block_on(found_on.enumerate_adapters(primary));
+        if !found.is_empty() || !backends.contains(wgpu::Backends::GL) {
+            return (found_on, found);
+        }
     }
-    found
+    let gl = instance(wgpu::Backends::GL);
+    let found = pollster::block_on(gl.enumerate_adapters(wgpu::Backends::GL));
+    (gl, found)
 }
 
 fn instance(backends: wgpu::Backends) -> wgpu::Instance {
@@ -288,7 +296,7 @@ impl DevicePool {
                 "a device pool needs at least one core".into(),
             ));
         }
-        let adapters = enumerate(options.backends);
+        let (instance, adapters) = enumerate(options.backends);
         let described: Vec<String> = adapters
             .iter()
             .map(|a| format!("{} [{:?}]", a.get_info().name, a.get_info().backend))
@@ -336,8 +344,13 @@ impl DevicePool {
                 .map(|d| {
                     let adapter = chosen[d % chosen.len()];
                     let info = adapter.get_info();
+                    // Everything the adapter offers (as burn-wgpu asks for its own devices,
+                    // e.g. 64-bit integers in its kernels), so burn can adopt this device.
                     let desc = wgpu::DeviceDescriptor {
                         label: Some("chords"),
+                        required_features: adapter
+                            .features()
+                            .difference(wgpu::Features::MAPPABLE_PRIMARY_BUFFERS),
                         required_limits: adapter.limits(),
                         ..Default::default()
                     };
@@ -346,7 +359,9 @@ impl DevicePool {
                             adapter: format!("{} [{:?}]", info.name, info.backend),
                             reason: e.to_string(),
                         })?;
-                    Ok(Arc::new(Gpu::new(device, queue, info)))
+                    let mut gpu = Gpu::new(device, queue, info);
+                    gpu.setup = Some((instance.clone(), adapter.clone()));
+                    Ok(Arc::new(gpu))
                 })
                 .collect::<Result<Vec<_>, WgpuError>>()?;
         let pool = Self {
@@ -380,6 +395,24 @@ impl DevicePool {
             gpus: vec![Arc::new(Gpu::new(device, queue, info))],
             core_gpu: (0..cores).map(|_| AtomicUsize::new(0)).collect(),
         })
+    }
+
+    /// All `cores` cores on the caller's own device, with the instance and adapter it came
+    /// from (e.g. a window's renderer): unlike [`from_device`](Self::from_device), burn-wgpu
+    /// models can then adopt the device too.
+    pub fn from_setup(
+        instance: wgpu::Instance,
+        adapter: wgpu::Adapter,
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+        cores: usize,
+    ) -> Result<Self, WgpuError> {
+        let info = adapter.get_info();
+        let mut pool = Self::from_device(device, queue, info, cores)?;
+        if let Some(gpu) = pool.gpus.first_mut().and_then(Arc::get_mut) {
+            gpu.setup = Some((instance, adapter));
+        }
+        Ok(pool)
     }
 
     /// Number of cores.

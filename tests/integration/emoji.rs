@@ -143,3 +143,69 @@ fn training_resumes_exactly() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Every output of an 8-core CHORDS run of T = 20 (the shipped weights, smileys), on `backend`.
+fn all_outputs<B: Backend, M: chords::Model<B>>(backend: &B, model: &M) -> Vec<Vec<f32>> {
+    let solver = Arc::new(Euler::new(FlowSchedule::new(20, 1.0).unwrap()));
+    let x0 = backend.upload(0, &noise::gaussian(5, NUMEL)).unwrap();
+    let init = InitSequence::parse("0-1-2-4-6-8-10-12", 20).unwrap();
+    let mut sampler = Chords::new(solver, init, x0).unwrap();
+    let mut outputs = Vec::new();
+    let options = RunOptions {
+        stop: StopRule::All,
+        ..Default::default()
+    };
+    run(&mut sampler, backend, model, &options, &mut |e| {
+        if let Event::Preview(o) | Event::Hit(o) = e {
+            outputs.push(o.latent.clone());
+        }
+    })
+    .unwrap();
+    outputs
+        .iter()
+        .map(|l| backend.download(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn on_the_pools_own_device_the_model_matches_ndarray() {
+    use chords_wgpu::emoji::GpuEmojiModel;
+    use chords_wgpu::{DevicePool, PoolOptions, WgpuBackend, WgpuError};
+    let pool = match DevicePool::new(&PoolOptions::new(8)) {
+        Ok(pool) => Arc::new(pool),
+        Err(WgpuError::NoAdapter(why)) if std::env::var("CI").as_deref() != Ok("true") => {
+            eprintln!("skipping: no wgpu adapter ({why})");
+            return;
+        }
+        Err(e) => panic!("no usable wgpu adapter (CI=true requires one): {e}"),
+    };
+    let cpu = EmojiModel::shipped(&cpu_device()).unwrap();
+    let gpu_backend = WgpuBackend::new(pool);
+    let shipped = EmojiModel::shipped(&cpu_device()).unwrap();
+    let gpu = GpuEmojiModel::new(&shipped, &gpu_backend).unwrap();
+    let (a, b) = (
+        all_outputs(&CpuBackend, &cpu),
+        all_outputs(&gpu_backend, &gpu),
+    );
+    assert_eq!(a.len(), 9, "preview and 8 hits");
+    assert_eq!(a.len(), b.len());
+    for (k, (va, vb)) in a.iter().zip(&b).enumerate() {
+        let err = va
+            .iter()
+            .zip(vb)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max);
+        assert!(
+            err < 1e-3,
+            "output {k}: ndarray vs wgpu on the pool's device: {err}"
+        );
+    }
+    // A pool of several devices is refused with a reason, not run wrongly.
+    let options = PoolOptions {
+        sharing: chords_wgpu::DeviceSharing::PerCore,
+        ..PoolOptions::new(2)
+    };
+    let two = WgpuBackend::new(Arc::new(DevicePool::new(&options).unwrap()));
+    let err = GpuEmojiModel::new(&shipped, &two).unwrap_err();
+    assert!(err.to_string().contains("one device"), "{err}");
+}

@@ -12,7 +12,7 @@ use chords::{
     GaussianMixture, InitSequence, Model, Paradigms, Prediction, RunOptions, RunSummary, Sampler,
     Sequential, Solver, Spacing, Srds, StopReason, StopRule, VpSchedule,
 };
-use chords_wgpu::emoji::EmojiModel;
+use chords_wgpu::emoji::{EmojiModel, GpuEmojiModel};
 use chords_wgpu::{DevicePool, DeviceSharing, GpuMixture, PoolOptions, WgpuBackend, WgpuError};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
@@ -40,12 +40,13 @@ pub(crate) struct Job {
     pub pool: Option<Arc<DevicePool>>,
 }
 
-/// A wgpu device the caller already has (the viewer window's): `--backend wgpu` without
-/// `--adapters` puts every core on it.
+/// A wgpu device the caller already has (the viewer window's), with its instance and
+/// adapter: `--backend wgpu` without `--adapters` puts every core on it.
 pub(crate) struct OwnDevice {
+    pub instance: chords_wgpu::wgpu::Instance,
+    pub adapter: chords_wgpu::wgpu::Adapter,
     pub device: chords_wgpu::wgpu::Device,
     pub queue: chords_wgpu::wgpu::Queue,
-    pub info: chords_wgpu::wgpu::AdapterInfo,
 }
 
 /// ParaDIGMS's default tolerance τ (`render --sampler paradigms`, `bench`).
@@ -210,8 +211,8 @@ pub(crate) fn prepare(args: &RenderArgs, own: Option<OwnDevice>) -> Result<Job> 
         args.threads
     };
     let expected_rounds = expected_rounds(method.init(), &stop, args.schedule.steps);
-    // The emoji network runs on burn-ndarray: `auto` picks the CPU for it (on a software
-    // adapter such as lavapipe, burn-wgpu would be far slower anyway).
+    // `auto` runs the emoji network on burn-ndarray: on a software adapter such as
+    // lavapipe burn-wgpu is far slower; `--backend wgpu` puts it on the pool's device.
     let backend = match (&model, args.backend) {
         (ModelChoice::Emoji(_), BackendKind::Auto) => BackendKind::Cpu,
         (_, backend) => backend,
@@ -219,8 +220,12 @@ pub(crate) fn prepare(args: &RenderArgs, own: Option<OwnDevice>) -> Result<Job> 
     let pool = match (backend, own) {
         (BackendKind::Cpu, _) => None,
         (BackendKind::Wgpu | BackendKind::Auto, Some(own)) if args.adapters.is_empty() => {
-            Some(Arc::new(DevicePool::from_device(
-                own.device, own.queue, own.info, cores,
+            Some(Arc::new(DevicePool::from_setup(
+                own.instance,
+                own.adapter,
+                own.device,
+                own.queue,
+                cores,
             )?))
         }
         (BackendKind::Wgpu, _) => Some(device_pool(args, cores)?),
@@ -239,10 +244,10 @@ pub(crate) fn prepare(args: &RenderArgs, own: Option<OwnDevice>) -> Result<Job> 
                 .gpus()
                 .iter()
                 .try_for_each(|g| g.check_size("the mixture means", m.means().len() as u64 * 4))?,
-            ModelChoice::Emoji(_) => bail!(
-                "the emoji model runs with --backend cpu or auto (burn-ndarray); \
-                 --backend wgpu hosts the mixture model only for now"
-            ),
+            // burn-wgpu adopts the pool's one device; checked here, before any file is written.
+            ModelChoice::Emoji(m) => {
+                GpuEmojiModel::new(m, &WgpuBackend::new(pool.clone()))?;
+            }
         }
     }
     Ok(Job {
@@ -290,11 +295,12 @@ pub(crate) fn dispatch<W: OnBackend>(job: &Job, work: W) -> Result<(W::Output, V
         return Ok((output, json!({"adapters": [], "bytes_transferred": 0})));
     };
     let backend = WgpuBackend::new(pool.clone());
-    let ModelChoice::Mixture(mixture) = &job.model else {
-        bail!("the emoji model runs with --backend cpu");
+    let output = match &job.model {
+        ModelChoice::Mixture(mixture) => {
+            work.run(&backend, &GpuMixture::new(&backend, mixture)?, job)?
+        }
+        ModelChoice::Emoji(m) => work.run(&backend, &GpuEmojiModel::new(m, &backend)?, job)?,
     };
-    let model = GpuMixture::new(&backend, mixture)?;
-    let output = work.run(&backend, &model, job)?;
     let adapters: Vec<Value> = pool
         .gpus()
         .iter()

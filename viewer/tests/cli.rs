@@ -343,10 +343,6 @@ fn bad_input_is_one_line_and_exit_code_2() {
             vec!["--sigma-data"],
         ),
         (
-            r(&["--model", "emoji", "--backend", "wgpu"]),
-            vec!["emoji", "--backend"],
-        ),
-        (
             r(&[
                 "--model",
                 "emoji",
@@ -697,6 +693,21 @@ fn wgpu_without_a_matching_adapter_is_refused() {
                 out,
             ],
             &["no-such-gpu", "found 0:"],
+        );
+        // The emoji network shares one device among the cores (burn-wgpu adopts it).
+        assert_refused(
+            &[
+                "render",
+                "--backend",
+                "wgpu",
+                "--devices",
+                "per-core",
+                "--cores",
+                "4",
+                "--out",
+                out,
+            ],
+            &["emoji model on wgpu", "one device"],
         );
     }
 }

@@ -7,6 +7,7 @@
 
 mod classes;
 mod net;
+mod on_device;
 pub mod train;
 
 use std::path::Path;
@@ -18,6 +19,7 @@ use chords::{CpuBackend, CpuLatent, Model, ModelError, Request, Timestep};
 
 pub use classes::{CLASSES, NULL_CLASS, category_index, class_index};
 pub use net::EmojiNet;
+pub use on_device::GpuEmojiModel;
 
 /// The classifier-free guidance scale used unless one is given: with the shipped weights,
 /// 4 gives recognisable smileys, symbols and flags where 2 gives blobs of the class's colours.
@@ -45,7 +47,7 @@ pub enum EmojiError {
 }
 
 /// The emoji network with a class and a guidance scale, ready to sample.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct EmojiModel {
     net: EmojiNet,
     device: Device,
@@ -133,6 +135,15 @@ impl EmojiModel {
     pub fn with_batching(mut self, batched: bool) -> Self {
         self.batched = batched;
         self
+    }
+
+    /// The same model on another burn device.
+    pub fn to_device(self, device: &Device) -> Self {
+        Self {
+            net: self.net.to_device(device),
+            device: device.clone(),
+            ..self
+        }
     }
 
     /// The network.

@@ -172,9 +172,10 @@ impl ViewerApp {
         };
         self.stop_session();
         let own = self.render_state.as_ref().map(|rs| OwnDevice {
+            instance: rs.instance.clone(),
+            adapter: rs.adapter.clone(),
             device: rs.device.clone(),
             queue: rs.queue.clone(),
-            info: rs.adapter.get_info(),
         });
         let wake_ctx = ctx.clone();
         let wake = Arc::new(move || wake_ctx.request_repaint());

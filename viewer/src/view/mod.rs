@@ -104,11 +104,25 @@ pub fn run(args: &ViewArgs) -> Result<()> {
         screenshot: args.screenshot.clone(),
         out: args.out.clone(),
     };
+    // The window's device gets everything its adapter offers, so that burn-wgpu can adopt
+    // it for the emoji model (its kernels use 64-bit integers where the adapter has them).
+    let mut wgpu_options = eframe::egui_wgpu::WgpuConfiguration::default();
+    if let eframe::egui_wgpu::WgpuSetup::CreateNew(create) = &mut wgpu_options.wgpu_setup {
+        create.device_descriptor = Arc::new(|adapter| eframe::wgpu::DeviceDescriptor {
+            label: Some("chords window"),
+            required_features: adapter
+                .features()
+                .difference(eframe::wgpu::Features::MAPPABLE_PRIMARY_BUFFERS),
+            required_limits: adapter.limits(),
+            ..Default::default()
+        });
+    }
     let options = eframe::NativeOptions {
         viewport: eframe::egui::ViewportBuilder::default()
             .with_title("chords — parallel diffusion sampling")
             .with_inner_size(size)
             .with_min_inner_size([640.0, 400.0]),
+        wgpu_options,
         ..Default::default()
     };
     let app_outcome = outcome.clone();
