@@ -211,13 +211,7 @@ pub(crate) fn prepare(args: &RenderArgs, own: Option<OwnDevice>) -> Result<Job> 
         args.threads
     };
     let expected_rounds = expected_rounds(method.init(), &stop, args.schedule.steps);
-    // `auto` runs the emoji network on burn-ndarray: on a software adapter such as
-    // lavapipe burn-wgpu is far slower; `--backend wgpu` puts it on the pool's device.
-    let backend = match (&model, args.backend) {
-        (ModelChoice::Emoji(_), BackendKind::Auto) => BackendKind::Cpu,
-        (_, backend) => backend,
-    };
-    let pool = match (backend, own) {
+    let pool = match (args.backend, own) {
         (BackendKind::Cpu, _) => None,
         (BackendKind::Wgpu | BackendKind::Auto, Some(own)) if args.adapters.is_empty() => {
             Some(Arc::new(DevicePool::from_setup(
@@ -236,6 +230,21 @@ pub(crate) fn prepare(args: &RenderArgs, own: Option<OwnDevice>) -> Result<Job> 
                 None
             }
         },
+    };
+    // `auto` runs the emoji network with burn-wgpu only on one hardware device: on a
+    // software adapter such as lavapipe burn-ndarray is several times faster.
+    let pool = match (&model, args.backend, pool) {
+        (ModelChoice::Emoji(_), BackendKind::Auto, Some(pool))
+            if pool.gpus().len() != 1
+                || pool.gpus()[0].info().device_type == chords_wgpu::wgpu::DeviceType::Cpu =>
+        {
+            tracing::info!(
+                "the emoji model runs on burn-ndarray: {} is a software adapter or several devices",
+                pool.describe().join("; ")
+            );
+            None
+        }
+        (_, _, pool) => pool,
     };
     if let Some(pool) = &pool {
         pool.check_latent(x0.len())?;

@@ -694,6 +694,27 @@ fn wgpu_without_a_matching_adapter_is_refused() {
             ],
             &["no-such-gpu", "found 0:"],
         );
+        // `auto` leaves the emoji network on burn-ndarray when the adapter is a software one.
+        let auto = scratch("auto-emoji");
+        let run = chords(&[
+            "render",
+            "--backend",
+            "auto",
+            "--steps",
+            "8",
+            "--cores",
+            "4",
+            "--out",
+            auto.to_str().expect("utf-8"),
+        ]);
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let software = String::from_utf8_lossy(&chords(&["adapters"]).stdout).contains("Cpu");
+        let backend = report(&auto)["backend"].clone();
+        assert_eq!(backend, if software { "cpu" } else { "wgpu" });
         // The emoji network shares one device among the cores (burn-wgpu adopts it).
         assert_refused(
             &[
