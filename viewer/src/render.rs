@@ -254,9 +254,7 @@ pub(crate) fn prepare(args: &RenderArgs, own: Option<OwnDevice>) -> Result<Job> 
                 .iter()
                 .try_for_each(|g| g.check_size("the mixture means", m.means().len() as u64 * 4))?,
             // burn-wgpu adopts the pool's one device; checked here, before any file is written.
-            ModelChoice::Emoji(m) => {
-                GpuEmojiModel::new(m, &WgpuBackend::new(pool.clone()))?;
-            }
+            ModelChoice::Emoji(_) => GpuEmojiModel::check(&WgpuBackend::new(pool.clone()))?,
         }
     }
     Ok(Job {

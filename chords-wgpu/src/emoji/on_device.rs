@@ -27,10 +27,14 @@ pub struct GpuEmojiModel {
 }
 
 impl GpuEmojiModel {
-    /// `model` (weights, class, guidance) on the device of `backend`'s pool.
-    pub fn new(model: &EmojiModel, backend: &WgpuBackend) -> Result<Self, EmojiError> {
+    /// Whether `backend`'s pool can host the model: one device, with its instance and
+    /// adapter known. Adopts nothing.
+    pub fn check(backend: &WgpuBackend) -> Result<(), EmojiError> {
+        Self::setup(backend).map(|_| ())
+    }
+
+    fn setup(backend: &WgpuBackend) -> Result<(&Gpu, WgpuSetup), EmojiError> {
         let pool = backend.pool();
-        let unsupported = |why: &str| EmojiError::Input(format!("the emoji model on wgpu {why}"));
         if pool.gpus().len() != 1 {
             return Err(unsupported(&format!(
                 "needs all cores on one device (this pool has {}); use --devices per-adapter with one adapter",
@@ -50,13 +54,20 @@ impl GpuEmojiModel {
             queue: gpu.queue().clone(),
             backend: adapter.get_info().backend,
         };
+        Ok((gpu, setup))
+    }
+
+    /// `model` (weights, class, guidance) on the device of `backend`'s pool. Each call
+    /// registers a new burn runtime on that device: make one per pool and reuse it.
+    pub fn new(model: &EmojiModel, backend: &WgpuBackend) -> Result<Self, EmojiError> {
+        let (gpu, setup) = Self::setup(backend)?;
         let device = Device::wgpu_options()
             .setup(setup)
             .init()
             .map_err(|e| unsupported(&format!("could not adopt {}: {e}", gpu.describe())))?;
         Ok(Self {
             model: model.clone().to_device(&device),
-            backend: WgpuBackend::new(Arc::clone(pool)),
+            backend: WgpuBackend::new(Arc::clone(backend.pool())),
             gpu: 0,
         })
     }
@@ -149,6 +160,10 @@ impl GpuEmojiModel {
             .map(|out| self.backend.wrap(out, NUMEL, self.gpu))
             .collect())
     }
+}
+
+fn unsupported(why: &str) -> EmojiError {
+    EmojiError::Input(format!("the emoji model on wgpu {why}"))
 }
 
 /// The cube tensor behind a float tensor (burn-wgpu without fusion), laid out row-major
