@@ -200,6 +200,16 @@ fn on_the_pools_own_device_the_model_matches_ndarray() {
             "output {k}: ndarray vs wgpu on the pool's device: {err}"
         );
     }
+    // A second model on the same device reuses burn's runtime and gives the same outputs.
+    let again = GpuEmojiModel::new(&shipped, &gpu_backend).unwrap();
+    for (va, vb) in b.iter().zip(&all_outputs(&gpu_backend, &again)) {
+        let err = va
+            .iter()
+            .zip(vb)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max);
+        assert!(err < 1e-6, "a second model on the same device: {err}");
+    }
     // A pool of several devices is refused with a reason, not run wrongly.
     let options = PoolOptions {
         sharing: chords_wgpu::DeviceSharing::PerCore,

@@ -2,7 +2,7 @@
 //! device and queue, and latents move between our buffers and burn's by copies on that
 //! shared queue — nothing goes through the host but the noise levels and class labels.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use burn::tensor::wgpu::WgpuSetup;
 use burn::tensor::{Device, Int, Tensor, TensorData};
@@ -57,14 +57,12 @@ impl GpuEmojiModel {
         Ok((gpu, setup))
     }
 
-    /// `model` (weights, class, guidance) on the device of `backend`'s pool. Each call
-    /// registers a new burn runtime on that device: make one per pool and reuse it.
+    /// `model` (weights, class, guidance) on the device of `backend`'s pool. A wgpu device
+    /// is adopted by burn once per process; later models on it (a restarted run in the
+    /// viewer, a new pool on the same device) reuse that runtime.
     pub fn new(model: &EmojiModel, backend: &WgpuBackend) -> Result<Self, EmojiError> {
         let (gpu, setup) = Self::setup(backend)?;
-        let device = Device::wgpu_options()
-            .setup(setup)
-            .init()
-            .map_err(|e| unsupported(&format!("could not adopt {}: {e}", gpu.describe())))?;
+        let device = adopt(gpu, setup)?;
         Ok(Self {
             model: model.clone().to_device(&device),
             backend: WgpuBackend::new(Arc::clone(backend.pool())),
@@ -160,6 +158,23 @@ impl GpuEmojiModel {
             .map(|out| self.backend.wrap(out, NUMEL, self.gpu))
             .collect())
     }
+}
+
+/// The burn device on `gpu`'s wgpu device, registering it with burn the first time.
+fn adopt(gpu: &Gpu, setup: WgpuSetup) -> Result<Device, EmojiError> {
+    static ADOPTED: Mutex<Vec<(wgpu::Device, Device)>> = Mutex::new(Vec::new());
+    let mut adopted = ADOPTED
+        .lock()
+        .map_err(|_| unsupported("lost its registry of adopted devices"))?;
+    if let Some((_, device)) = adopted.iter().find(|(d, _)| d == gpu.device()) {
+        return Ok(device.clone());
+    }
+    let device = Device::wgpu_options()
+        .setup(setup)
+        .init()
+        .map_err(|e| unsupported(&format!("could not adopt {}: {e}", gpu.describe())))?;
+    adopted.push((gpu.device().clone(), device.clone()));
+    Ok(device)
 }
 
 fn unsupported(why: &str) -> EmojiError {
