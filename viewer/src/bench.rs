@@ -197,7 +197,6 @@ pub fn run_bench(args: &BenchArgs) -> Result<()> {
                     Some(path) => chords_wgpu::emoji::EmojiModel::load(path, &device)?,
                     None => chords_wgpu::emoji::EmojiModel::shipped(&device)?,
                 }
-                .with_guidance(chords_wgpu::emoji::DEFAULT_GUIDANCE)?
                 .with_batching(true);
                 let latent = chords_wgpu::emoji::SHAPE.to_vec();
                 bench_model(

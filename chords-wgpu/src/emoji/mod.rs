@@ -167,39 +167,51 @@ impl EmojiModel {
             )));
         }
         // Conditional and (unless guidance is 1) unconditional halves of one batch.
-        let guided = self.guidance != 1.0;
-        let copies = if guided { 2 } else { 1 };
+        let copies = self.copies();
         let mut x = Vec::with_capacity(copies * b * NUMEL);
-        let mut sigma = Vec::with_capacity(copies * b);
-        let mut class = Vec::with_capacity(copies * b);
-        for copy in 0..copies {
-            for (l, s) in latents.iter().zip(sigmas) {
+        for _ in 0..copies {
+            for l in latents {
                 x.extend_from_slice(l);
-                sigma.push(*s as f32);
-                class.push(if copy == 0 {
-                    self.class as i64
-                } else {
-                    NULL_CLASS as i64
-                });
             }
         }
-        let n = copies * b;
-        let x = Tensor::<4>::from_data(TensorData::new(x, [n, 3, 32, 32]), &self.device);
-        let sigma = Tensor::<1>::from_data(TensorData::new(sigma, [n]), &self.device);
-        let class = Tensor::<1, Int>::from_data(TensorData::new(class, [n]), &self.device);
-        let v = self.net.forward(x, sigma, class);
-        let v = if guided {
-            let cond = v.clone().slice(0..b);
-            let uncond = v.slice(b..n);
-            uncond.clone() + (cond - uncond).mul_scalar(self.guidance)
-        } else {
-            v
-        };
+        let x = Tensor::<4>::from_data(TensorData::new(x, [copies * b, 3, 32, 32]), &self.device);
+        let v = self.guided(x, sigmas);
         let data: Vec<f32> = v
             .into_data()
             .try_to_vec()
             .map_err(|e| EmojiError::Input(format!("{e:?}")))?;
         Ok(data.chunks_exact(NUMEL).map(<[f32]>::to_vec).collect())
+    }
+}
+
+impl EmojiModel {
+    /// 2 when guided (conditional and unconditional halves of one batch), else 1.
+    fn copies(&self) -> usize {
+        if self.guidance != 1.0 { 2 } else { 1 }
+    }
+
+    /// The guided velocity of `b = sigmas.len()` latents, given `x` holding
+    /// [`copies`](Self::copies) stacked copies of them (on this model's device).
+    fn guided(&self, x: Tensor<4>, sigmas: &[f64]) -> Tensor<4> {
+        let (b, copies) = (sigmas.len(), self.copies());
+        let n = copies * b;
+        let mut sigma = Vec::with_capacity(n);
+        let mut class = Vec::with_capacity(n);
+        for copy in 0..copies {
+            for s in sigmas {
+                sigma.push(*s as f32);
+                class.push(if copy == 0 { self.class } else { NULL_CLASS } as i64);
+            }
+        }
+        let sigma = Tensor::<1>::from_data(TensorData::new(sigma, [n]), &self.device);
+        let class = Tensor::<1, Int>::from_data(TensorData::new(class, [n]), &self.device);
+        let v = self.net.forward(x, sigma, class);
+        if copies == 1 {
+            return v;
+        }
+        let cond = v.clone().slice(0..b);
+        let uncond = v.slice(b..n);
+        uncond.clone() + (cond - uncond).mul_scalar(self.guidance)
     }
 }
 

@@ -5,13 +5,13 @@
 use std::sync::{Arc, Mutex};
 
 use burn::tensor::wgpu::WgpuSetup;
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
 use burn_cubecl::Cube;
 use burn_cubecl::cubecl::wgpu::{AutoCompiler, WgpuServer};
 use burn_cubecl::tensor::CubeTensor;
 use chords::{Model, ModelError, Request, Timestep};
 
-use super::{EmojiError, EmojiModel, NULL_CLASS, NUMEL};
+use super::{EmojiError, EmojiModel, NUMEL};
 use crate::backend::{GpuLatent, WgpuBackend};
 use crate::pool::Gpu;
 
@@ -95,12 +95,10 @@ impl GpuEmojiModel {
             )));
         }
         let m = &self.model;
-        let guided = m.guidance != 1.0;
-        let copies = if guided { 2 } else { 1 };
+        let copies = m.copies();
         let n = copies * b;
         // The stacked input: our buffers copied into a fresh burn tensor on the shared queue.
-        let x = Tensor::<4>::empty([n, 3, 32, 32], &m.device);
-        let x = cube(x)?;
+        let x = cube(Tensor::<4>::empty([n, 3, 32, 32], &m.device))?;
         let bytes = (NUMEL * 4) as u64;
         with_buffer(&x, |target, offset| {
             let mut encoder = gpu.device().create_command_encoder(&Default::default());
@@ -112,29 +110,7 @@ impl GpuEmojiModel {
             }
             gpu.queue().submit([encoder.finish()]);
         })?;
-        let x = Tensor::<4>::from_primitive::<Cube>(x);
-        let mut sigma = Vec::with_capacity(n);
-        let mut class = Vec::with_capacity(n);
-        for copy in 0..copies {
-            for s in sigmas {
-                sigma.push(*s as f32);
-                class.push(if copy == 0 {
-                    m.class as i64
-                } else {
-                    NULL_CLASS as i64
-                });
-            }
-        }
-        let sigma = Tensor::<1>::from_data(TensorData::new(sigma, [n]), &m.device);
-        let class = Tensor::<1, Int>::from_data(TensorData::new(class, [n]), &m.device);
-        let v = m.net.forward(x, sigma, class);
-        let v = if guided {
-            let cond = v.clone().slice(0..b);
-            let uncond = v.slice(b..n);
-            uncond.clone() + (cond - uncond).mul_scalar(m.guidance)
-        } else {
-            v
-        };
+        let v = m.guided(Tensor::<4>::from_primitive::<Cube>(x), sigmas);
         // The output: burn's buffer copied into one of ours per core, on the same queue.
         // Reshaping to rows of NUMEL makes burn lay it out row-major (its convolutions
         // leave channels last).
