@@ -141,6 +141,15 @@ fn training_resumes_exactly() {
         losses[2..].to_vec(),
         "a resumed run continues exactly"
     );
+    assert_eq!(
+        resumed.averaged_held_out_loss(&data).unwrap(),
+        straight.averaged_held_out_loss(&data).unwrap(),
+        "and so does the moving average of its weights"
+    );
+    assert_ne!(
+        straight.averaged_held_out_loss(&data).unwrap(),
+        straight.held_out_loss(&data).unwrap()
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 

@@ -8,24 +8,37 @@ use anyhow::{Context, Result};
 /// Plots the `train_loss` and `held_out_loss` columns of `csv` (log scale) against `step`.
 pub fn loss_curves(csv: &Path, png: &Path) -> Result<()> {
     let text = fs::read_to_string(csv).with_context(|| format!("cannot read {}", csv.display()))?;
-    let rows: Vec<[f64; 3]> = text
+    // Rows: step, training loss, held-out loss, and (newer logs) the average's held-out loss.
+    let rows: Vec<Vec<f64>> = text
         .lines()
         .skip(1)
-        .filter_map(|l| {
-            let v: Vec<f64> = l.split(',').filter_map(|x| x.parse().ok()).collect();
-            (v.len() == 3).then(|| [v[0], v[1], v[2]])
+        .map(|l| {
+            l.split(',')
+                .filter_map(|x| x.parse().ok())
+                .collect::<Vec<f64>>()
         })
+        .filter(|v| v.len() >= 3)
         .collect();
-    let column = |c: usize| rows.iter().map(|r| (r[0], r[c])).collect();
+    let column = |c: usize| {
+        rows.iter()
+            .filter(|r| r.len() > c)
+            .map(|r| (r[0], r[c]))
+            .collect::<Vec<_>>()
+    };
+    let mut series = vec![
+        ("training (mean per interval)".to_string(), column(1)),
+        ("held out".to_string(), column(2)),
+    ];
+    let averaged = column(3);
+    if !averaged.is_empty() {
+        series.push(("held out, averaged weights".to_string(), averaged));
+    }
     let chart = crate::raster::line_chart_png(
         "emoji model: flow-matching loss",
         "training step",
         "loss (log scale)",
         true,
-        &[
-            ("training (mean per interval)".into(), column(1)),
-            ("held out".into(), column(2)),
-        ],
+        &series,
     )?;
     fs::write(png, chart).with_context(|| format!("cannot write {}", png.display()))
 }

@@ -2,7 +2,8 @@
 //!
 //! Checkpoints (`model.bpk`, `optim.bpk`, `state.txt`) go to `--checkpoint` every
 //! `--save-every` steps and at the end; `--resume` continues a run exactly. `loss.csv` and
-//! `loss.png` record the training loss (mean over each interval) and the held-out loss.
+//! `loss.png` record the training loss (mean over each interval) and the held-out loss of
+//! the last step's weights and of their moving average, which is what gets exported.
 
 use std::fs;
 use std::io::Write;
@@ -10,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use chords_wgpu::emoji::train::{Dataset, TrainConfig, Trainer};
+use chords_wgpu::emoji::train::{Dataset, LrDecay, TrainConfig, Trainer};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::plot;
@@ -36,6 +37,17 @@ pub struct TrainArgs {
     /// Adam learning rate.
     #[arg(long, default_value_t = 1e-3)]
     pub lr: f64,
+    /// Keep --lr until this step, then lower it along a half cosine to --lr-min at --steps
+    /// (default: constant).
+    #[arg(long, value_name = "STEP")]
+    pub lr_decay_from: Option<usize>,
+    /// The learning rate the decay ends at.
+    #[arg(long, default_value_t = 0.0)]
+    pub lr_min: f64,
+    /// Moving average of the weights: weight of the old average per step (0 = export the last
+    /// step's weights).
+    #[arg(long, default_value_t = 0.999)]
+    pub ema: f64,
     /// Measure the held-out loss every N steps.
     #[arg(long, default_value_t = 100)]
     pub eval_every: usize,
@@ -55,12 +67,36 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     if !(args.lr.is_finite() && args.lr > 0.0) {
         bail!("--lr must be a positive number, got {}", args.lr);
     }
+    if !(args.lr_min.is_finite() && (0.0..=args.lr).contains(&args.lr_min)) {
+        bail!(
+            "--lr-min must be between 0 and --lr ({}), got {}",
+            args.lr,
+            args.lr_min
+        );
+    }
+    if !(0.0..1.0).contains(&args.ema) {
+        bail!("--ema must be at least 0 and below 1, got {}", args.ema);
+    }
+    if let Some(from) = args.lr_decay_from
+        && from >= args.steps
+    {
+        bail!(
+            "--lr-decay-from ({from}) must come before --steps ({})",
+            args.steps
+        );
+    }
     let data = Dataset::load(&args.data)
         .with_context(|| format!("run `chords data --out {}` first", args.data.display()))?;
     let (train, held_out) = data.split(10);
     let config = TrainConfig {
         batch: args.batch,
         learning_rate: args.lr,
+        decay: args.lr_decay_from.map(|from| LrDecay {
+            from,
+            to: args.steps,
+            min: args.lr_min,
+        }),
+        ema: args.ema,
         ..TrainConfig::default()
     };
     let device = chords_wgpu::emoji::cpu_device();
@@ -79,13 +115,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     };
     fs::create_dir_all(&args.checkpoint)?;
     let log_path = args.checkpoint.join("loss.csv");
-    let mut log = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)?;
-    if trainer.steps() == 0 {
-        writeln!(log, "step,train_loss,held_out_loss")?;
-    }
+    let mut log = open_log(&log_path, trainer.steps())?;
     eprintln!(
         "training on {} pictures ({} held out), from step {} to {}",
         train.len(),
@@ -116,11 +146,17 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         let step = trainer.steps();
         if step % args.eval_every == 0 || step == args.steps {
             let held = trainer.held_out_loss(&held_out)?;
-            writeln!(log, "{step},{:.6},{held:.6}", sum / count as f64)?;
+            let averaged = trainer.averaged_held_out_loss(&held_out)?;
+            writeln!(
+                log,
+                "{step},{:.6},{held:.6},{averaged:.6}",
+                sum / count as f64
+            )?;
             log.flush()?;
             plot::loss_curves(&log_path, &args.checkpoint.join("loss.png"))?;
             bar.println(format!(
-                "step {step}: train loss {:.4}, held-out loss {held:.4}",
+                "step {step}: lr {:.2e}, train loss {:.4}, held-out loss {held:.4} (average {averaged:.4})",
+                trainer.learning_rate(),
                 sum / count as f64
             ));
             (sum, count) = (0.0, 0);
@@ -131,7 +167,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     }
     bar.finish_and_clear();
     trainer.save(&args.checkpoint)?;
-    let weights = chords_wgpu::emoji::to_bytes(trainer.net())?;
+    let weights = chords_wgpu::emoji::to_bytes(trainer.averaged_net())?;
     let export = args
         .export
         .clone()
@@ -148,4 +184,21 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         export.display()
     );
     Ok(())
+}
+
+/// Header of `loss.csv`.
+const LOG_HEADER: &str = "step,train_loss,held_out_loss,averaged_held_out_loss";
+
+/// Opens `loss.csv` for appending; a log written before the averaged column existed gets
+/// the current header (its old rows keep three columns).
+fn open_log(path: &std::path::Path, step: usize) -> Result<fs::File> {
+    match fs::read_to_string(path) {
+        Ok(text) if step > 0 && text.lines().next() != Some(LOG_HEADER) => {
+            let rows: Vec<&str> = text.lines().skip(1).collect();
+            fs::write(path, format!("{LOG_HEADER}\n{}\n", rows.join("\n")))?;
+        }
+        Ok(_) if step > 0 => {}
+        _ => fs::write(path, format!("{LOG_HEADER}\n"))?,
+    }
+    Ok(fs::OpenOptions::new().append(true).open(path)?)
 }

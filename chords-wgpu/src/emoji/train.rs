@@ -4,12 +4,16 @@
 //! distribution (as SD3 does), `x_σ = (1-σ)·x + σ·ε`, and the network regresses the velocity
 //! `ε - x` (mean squared error). The class is replaced by the null class with probability
 //! 0.1 so the same network also learns the unconditional velocity that classifier-free
-//! guidance needs. Optimiser: Adam. Everything random comes from one seeded generator, so a
-//! run resumed from a checkpoint continues exactly.
+//! guidance needs. Optimiser: Adam, with an optional cosine decay of the learning rate
+//! ([`LrDecay`]). The trainer also keeps an exponential moving average of the weights
+//! ([`TrainConfig::ema`]): sampling from the average is steadier than from the last step's
+//! weights, which wander with the optimiser's noise. Everything random comes from one seeded
+//! generator, so a run resumed from a checkpoint continues exactly.
 
+use std::collections::VecDeque;
 use std::path::Path;
 
-use burn::module::Module;
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::store::ModuleRecord;
 use burn::tensor::{Device, Int, Tensor, TensorData};
@@ -135,6 +139,11 @@ pub struct TrainConfig {
     pub drop_class: f64,
     /// Seed of the run.
     pub seed: u64,
+    /// Decay of the learning rate; `None` keeps it constant.
+    pub decay: Option<LrDecay>,
+    /// Weight of the old average in the moving average of the weights, per step
+    /// (0.999 averages over about the last thousand steps; 0 keeps the last step's weights).
+    pub ema: f64,
 }
 
 impl Default for TrainConfig {
@@ -144,15 +153,102 @@ impl Default for TrainConfig {
             learning_rate: 1e-3,
             drop_class: 0.1,
             seed: 0,
+            decay: None,
+            ema: 0.999,
         }
     }
+}
+
+/// A learning rate constant until step `from`, then falling along a half cosine to `min` at
+/// step `to`, and `min` after.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LrDecay {
+    /// Last step at the full learning rate.
+    pub from: usize,
+    /// Step where the decay reaches `min`.
+    pub to: usize,
+    /// The final learning rate.
+    pub min: f64,
+}
+
+impl TrainConfig {
+    /// The learning rate of the step taken from `step` steps.
+    ///
+    /// ```
+    /// use chords_wgpu::emoji::train::{LrDecay, TrainConfig};
+    /// let config = TrainConfig {
+    ///     learning_rate: 2e-3,
+    ///     decay: Some(LrDecay { from: 100, to: 300, min: 0.0 }),
+    ///     ..TrainConfig::default()
+    /// };
+    /// assert_eq!(config.learning_rate_at(50), 2e-3);
+    /// assert!((config.learning_rate_at(200) - 1e-3).abs() < 1e-12);
+    /// assert_eq!(config.learning_rate_at(400), 0.0);
+    /// ```
+    pub fn learning_rate_at(&self, step: usize) -> f64 {
+        match self.decay {
+            Some(d) if step > d.from => {
+                let span = d.to.saturating_sub(d.from).max(1);
+                let t = ((step - d.from) as f64 / span as f64).min(1.0);
+                d.min
+                    + (self.learning_rate - d.min) * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
+            }
+            _ => self.learning_rate,
+        }
+    }
+}
+
+/// The float parameters of a module, flattened, in visiting order.
+struct Flatten(VecDeque<Tensor<1>>);
+
+impl ModuleVisitor for Flatten {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let value = param.val();
+        let n = value.shape().num_elements();
+        self.0.push_back(value.reshape([n]));
+    }
+}
+
+/// `average ← decay·average + (1-decay)·live`, parameter by parameter, in visiting order
+/// (both modules are the same network, so the orders agree).
+struct Blend {
+    live: VecDeque<Tensor<1>>,
+    decay: f64,
+}
+
+impl ModuleMapper for Blend {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let Some(live) = self.live.pop_front() else {
+            return param;
+        };
+        let decay = self.decay;
+        param.map(|average| {
+            let shape = average.shape();
+            average.mul_scalar(decay) + live.reshape(shape).mul_scalar(1.0 - decay)
+        })
+    }
+}
+
+/// `average` moved `1-decay` of the way towards `live`.
+fn blend(average: EmojiNet, live: &EmojiNet, decay: f64) -> EmojiNet {
+    let mut flat = Flatten(VecDeque::new());
+    live.visit(&mut flat);
+    average.map(&mut Blend {
+        live: flat.0,
+        decay,
+    })
 }
 
 /// A training run: network, optimiser state, step count and random state.
 pub struct Trainer {
     net: EmojiNet,
+    /// Moving average of `net`'s weights, on the plain (non-autodiff) device.
+    average: EmojiNet,
     optim: ModuleOptimizer,
+    /// The autodiff device training runs on.
     device: Device,
+    /// The plain device the average and the held-out loss live on.
+    plain: Device,
     config: TrainConfig,
     rng: Rng,
     step: usize,
@@ -170,15 +266,19 @@ impl std::fmt::Debug for Trainer {
 impl Trainer {
     /// A fresh run on `device` (with autodiff).
     pub fn new(config: TrainConfig, device: &Device) -> Self {
+        let plain = device.clone();
         let device = device.clone().autodiff();
         // Seeded initial weights: two runs with one seed are the same run.
         device.seed(config.seed);
+        let net = EmojiNet::new(CLASSES.len(), &device);
         Self {
-            net: EmojiNet::new(CLASSES.len(), &device),
+            average: net.valid(),
+            net,
             optim: AdamConfig::new().init(),
             rng: Rng::new(config.seed),
             config,
             device,
+            plain,
             step: 0,
         }
     }
@@ -196,6 +296,23 @@ impl Trainer {
             .net
             .try_load_record(record)
             .map_err(|e| bad("model.bpk", e.to_string()))?;
+        // A checkpoint from before the moving average existed starts it at its weights.
+        let average = dir.join("average.bpk");
+        trainer.average = if average.exists() {
+            let record =
+                ModuleRecord::load(&average).map_err(|e| bad("average.bpk", e.to_string()))?;
+            trainer
+                .net
+                .valid()
+                .try_load_record(record)
+                .map_err(|e| bad("average.bpk", e.to_string()))?
+        } else {
+            tracing::info!(
+                "{} has no average.bpk: the average starts here",
+                dir.display()
+            );
+            trainer.net.valid()
+        };
         let optim = burn::optim::OptimizerRecord::load(dir.join("optim.bpk"))
             .map_err(|e| bad("optim.bpk", e.to_string()))?;
         trainer.optim = AdamConfig::new().init().load_record(optim);
@@ -217,6 +334,11 @@ impl Trainer {
         self.step
     }
 
+    /// The learning rate of the next step.
+    pub fn learning_rate(&self) -> f64 {
+        self.config.learning_rate_at(self.step)
+    }
+
     /// One optimiser step on a random batch; returns the batch loss.
     pub fn step(&mut self, data: &Dataset) -> Result<f32, EmojiError> {
         if data.is_empty() {
@@ -225,52 +347,40 @@ impl Trainer {
         let indices: Vec<usize> = (0..self.config.batch)
             .map(|_| below(&mut self.rng, data.len()))
             .collect();
-        let loss = self.loss(data, &indices, None)?;
+        let mut rng = self.rng.clone();
+        let loss = loss(
+            &self.net,
+            &self.device,
+            data,
+            &indices,
+            &mut rng,
+            self.config.drop_class,
+        )?;
         let grads = loss.backward();
         let value = scalar(loss)?;
         let grads = GradientsParams::from_grads(grads, &self.net);
         // Cloning a module shares its tensors; the optimiser returns the updated module.
-        self.net = self
-            .optim
-            .step(self.config.learning_rate, self.net.clone(), grads);
+        let rate = self.config.learning_rate_at(self.step);
+        self.net = self.optim.step(rate, self.net.clone(), grads);
+        if self.config.ema > 0.0 {
+            self.average = blend(self.average.clone(), &self.net.valid(), self.config.ema);
+        }
         self.step += 1;
         Ok(value)
     }
 
-    /// The loss over the whole held-out set, with fixed noise (comparable between steps).
+    /// The loss of the last step's weights over the whole held-out set, with fixed noise
+    /// (comparable between steps).
     pub fn held_out_loss(&self, data: &Dataset) -> Result<f32, EmojiError> {
-        let mut total = 0.0;
-        let mut rng = Rng::new(0x5EED);
-        let all: Vec<usize> = (0..data.len()).collect();
-        for chunk in all.chunks(64) {
-            let loss = self.loss(data, chunk, Some(&mut rng))?;
-            total += scalar(loss)? * chunk.len() as f32;
-        }
-        Ok(total / data.len().max(1) as f32)
+        held_out_loss(&self.net.valid(), &self.plain, data)
     }
 
-    fn loss(
-        &self,
-        data: &Dataset,
-        indices: &[usize],
-        rng: Option<&mut Rng>,
-    ) -> Result<Tensor<1>, EmojiError> {
-        let mut own = self.rng.clone();
-        let (rng, drop) = match rng {
-            Some(r) => (r, 0.0),
-            None => (&mut own, self.config.drop_class),
-        };
-        let (x, sigma, class, target) = batch(data, indices, rng, drop);
-        let b = indices.len();
-        let x = Tensor::<4>::from_data(TensorData::new(x, [b, 3, 32, 32]), &self.device);
-        let sigma = Tensor::<1>::from_data(TensorData::new(sigma, [b]), &self.device);
-        let class = Tensor::<1, Int>::from_data(TensorData::new(class, [b]), &self.device);
-        let target = Tensor::<4>::from_data(TensorData::new(target, [b, 3, 32, 32]), &self.device);
-        let v = self.net.forward(x, sigma, class);
-        Ok((v - target).powi_scalar(2).mean())
+    /// The same for the moving average of the weights.
+    pub fn averaged_held_out_loss(&self, data: &Dataset) -> Result<f32, EmojiError> {
+        held_out_loss(&self.average, &self.plain, data)
     }
 
-    /// Writes `model.bpk`, `optim.bpk` and `state.txt` into `dir`.
+    /// Writes `model.bpk`, `average.bpk`, `optim.bpk` and `state.txt` into `dir`.
     pub fn save(&self, dir: &Path) -> Result<(), EmojiError> {
         let bad = |e: String| EmojiError::Weights {
             source_name: dir.display().to_string(),
@@ -281,6 +391,11 @@ impl Trainer {
             .clone()
             .into_record()
             .save(dir.join("model.bpk"))
+            .map_err(|e| bad(e.to_string()))?;
+        self.average
+            .clone()
+            .into_record()
+            .save(dir.join("average.bpk"))
             .map_err(|e| bad(e.to_string()))?;
         self.optim
             .to_record()
@@ -293,10 +408,51 @@ impl Trainer {
         .map_err(|e| bad(e.to_string()))
     }
 
-    /// The trained network, moved off the autodiff device (for sampling).
+    /// The last step's weights, moved off the autodiff device (for sampling).
     pub fn net(&self) -> EmojiNet {
         self.net.valid()
     }
+
+    /// The moving average of the weights (the last step's weights when
+    /// [`TrainConfig::ema`] is 0): the network to ship.
+    pub fn averaged_net(&self) -> EmojiNet {
+        if self.config.ema > 0.0 {
+            self.average.clone()
+        } else {
+            self.net()
+        }
+    }
+}
+
+/// The mean loss of `net` over all of `data`, with fixed noise and no class dropped.
+fn held_out_loss(net: &EmojiNet, device: &Device, data: &Dataset) -> Result<f32, EmojiError> {
+    let mut total = 0.0;
+    let mut rng = Rng::new(0x5EED);
+    let all: Vec<usize> = (0..data.len()).collect();
+    for chunk in all.chunks(64) {
+        let loss = loss(net, device, data, chunk, &mut rng, 0.0)?;
+        total += scalar(loss)? * chunk.len() as f32;
+    }
+    Ok(total / data.len().max(1) as f32)
+}
+
+/// The flow-matching loss of `net` on the pictures `indices`.
+fn loss(
+    net: &EmojiNet,
+    device: &Device,
+    data: &Dataset,
+    indices: &[usize],
+    rng: &mut Rng,
+    drop_class: f64,
+) -> Result<Tensor<1>, EmojiError> {
+    let (x, sigma, class, target) = batch(data, indices, rng, drop_class);
+    let b = indices.len();
+    let x = Tensor::<4>::from_data(TensorData::new(x, [b, 3, 32, 32]), device);
+    let sigma = Tensor::<1>::from_data(TensorData::new(sigma, [b]), device);
+    let class = Tensor::<1, Int>::from_data(TensorData::new(class, [b]), device);
+    let target = Tensor::<4>::from_data(TensorData::new(target, [b, 3, 32, 32]), device);
+    let v = net.forward(x, sigma, class);
+    Ok((v - target).powi_scalar(2).mean())
 }
 
 fn scalar(t: Tensor<1>) -> Result<f32, EmojiError> {
@@ -305,4 +461,57 @@ fn scalar(t: Tensor<1>) -> Result<f32, EmojiError> {
         .ok()
         .and_then(|v| v.first().copied())
         .ok_or_else(|| EmojiError::Input("empty loss".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flat(net: &EmojiNet) -> Vec<f32> {
+        let mut flat = Flatten(VecDeque::new());
+        net.visit(&mut flat);
+        flat.0
+            .into_iter()
+            .flat_map(|t| t.into_data().to_vec::<f32>().unwrap_or_default())
+            .collect()
+    }
+
+    #[test]
+    fn one_step_moves_the_average_by_one_minus_the_decay() {
+        let data = Dataset {
+            images: chords::noise::gaussian(3, 8 * NUMEL),
+            labels: (0..8).map(|i| i % 2).collect(),
+        };
+        let config = TrainConfig {
+            batch: 4,
+            ema: 0.25,
+            ..TrainConfig::default()
+        };
+        let mut trainer = Trainer::new(config, &super::super::cpu_device());
+        let before = flat(&trainer.net());
+        trainer.step(&data).unwrap();
+        let after = flat(&trainer.net());
+        let average = flat(&trainer.averaged_net());
+        assert_eq!(average.len(), before.len());
+        assert!(before.len() > 100_000, "every weight is averaged");
+        let mut moved = 0;
+        for ((a, b), m) in before.iter().zip(&after).zip(&average) {
+            assert!(
+                (m - (0.25 * a + 0.75 * b)).abs() <= 1e-6 * (1.0 + a.abs()),
+                "{m} vs {a}, {b}"
+            );
+            moved += usize::from(a != b);
+        }
+        assert!(moved > before.len() / 2, "the step changed the weights");
+    }
+
+    #[test]
+    fn without_averaging_the_last_weights_ship() {
+        let config = TrainConfig {
+            ema: 0.0,
+            ..TrainConfig::default()
+        };
+        let trainer = Trainer::new(config, &super::super::cpu_device());
+        assert_eq!(flat(&trainer.averaged_net()), flat(&trainer.net()));
+    }
 }
