@@ -472,7 +472,7 @@ mod tests {
         net.visit(&mut flat);
         flat.0
             .into_iter()
-            .flat_map(|t| t.into_data().to_vec::<f32>().unwrap_or_default())
+            .flat_map(|t| t.into_data().try_to_vec::<f32>().unwrap_or_default())
             .collect()
     }
 
