@@ -123,6 +123,9 @@ pub enum BackendKind {
     Cpu,
     /// wgpu adapters (Vulkan, Metal, DX12, GL; lavapipe without a GPU): latents stay on the devices.
     Wgpu,
+    /// The emoji model on an NVIDIA GPU with burn-cuda (builds with `--features cuda`),
+    /// latents on the host.
+    Cuda,
 }
 
 /// How cores share wgpu devices.

@@ -133,23 +133,31 @@ pub(crate) enum ModelChoice {
 }
 
 impl ModelChoice {
-    fn describe(&self, args: &RenderArgs) -> Value {
+    fn describe(&self, args: &RenderArgs, on_pool: bool) -> Value {
         match self {
             Self::Mixture(m) => {
                 json!({"name": "mixture", "components": m.components(), "sigma_data": m.sigma_data()})
             }
             Self::Emoji(_) => {
-                json!({"name": "emoji", "class": args.class, "guidance": args.guidance})
+                let burn = match args.backend {
+                    BackendKind::Cuda => "burn-cuda",
+                    _ if on_pool => "burn-wgpu",
+                    _ => "burn-ndarray",
+                };
+                json!({"name": "emoji", "class": args.class, "guidance": args.guidance, "burn": burn})
             }
         }
     }
 }
 
 /// The emoji model with the arguments' weights (default: the shipped ones), class and
-/// guidance, on burn-ndarray.
+/// guidance, on burn-ndarray (burn-cuda with `--backend cuda`).
 fn emoji_model(args: &RenderArgs) -> Result<EmojiModel> {
     let class = chords_wgpu::emoji::class_index(&args.class).map_err(anyhow::Error::msg)?;
-    let device = chords_wgpu::emoji::cpu_device();
+    let device = match args.backend {
+        BackendKind::Cuda => chords_wgpu::emoji::cuda_device(0)?,
+        _ => chords_wgpu::emoji::cpu_device(),
+    };
     let model = match &args.weights {
         Some(path) => EmojiModel::load(path, &device)?,
         None => EmojiModel::shipped(&device)?,
@@ -164,6 +172,11 @@ pub(crate) fn prepare(args: &RenderArgs, own: Option<OwnDevice>) -> Result<Job> 
     let model = match args.model() {
         ModelKind::Mixture => {
             let (means, means_shape) = load_means(args)?;
+            if args.backend == BackendKind::Cuda {
+                bail!(
+                    "--backend cuda runs the emoji model; the mixture runs on --backend cpu or wgpu"
+                );
+            }
             let sigma_data = args.sigma_data.unwrap_or(DEFAULT_SIGMA_DATA);
             let model = GaussianMixture::new(means, means_shape, sigma_data, solver.prediction())
                 .context("invalid mixture model")?;
@@ -212,7 +225,7 @@ pub(crate) fn prepare(args: &RenderArgs, own: Option<OwnDevice>) -> Result<Job> 
     };
     let expected_rounds = expected_rounds(method.init(), &stop, args.schedule.steps);
     let pool = match (args.backend, own) {
-        (BackendKind::Cpu, _) => None,
+        (BackendKind::Cpu | BackendKind::Cuda, _) => None,
         (BackendKind::Wgpu | BackendKind::Auto, Some(own)) if args.adapters.is_empty() => {
             Some(Arc::new(DevicePool::from_setup(
                 own.instance,
@@ -565,7 +578,7 @@ fn write_outputs(
     let run = &result.run;
     let mut report = json!({
         "sampler": run.sampler,
-        "model": job.model.describe(args),
+        "model": job.model.describe(args, job.pool.is_some()),
         "solver": format!("{:?}", args.solver).to_lowercase(),
         "steps": args.schedule.steps,
         "cores": job.cores,

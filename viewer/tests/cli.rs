@@ -381,6 +381,28 @@ fn bad_input_is_one_line_and_exit_code_2() {
             ],
             vec!["no-data"],
         ),
+        (
+            r(&["--model", "mixture", "--backend", "cuda"]),
+            vec!["--backend cuda", "mixture"],
+        ),
+        (
+            vec!["train".into(), "--ema".into(), "1".into()],
+            vec!["--ema", "below 1"],
+        ),
+        (
+            vec!["train".into(), "--lr-min".into(), "0.5".into()],
+            vec!["--lr-min", "0.5"],
+        ),
+        (
+            vec![
+                "train".into(),
+                "--steps".into(),
+                "100".into(),
+                "--lr-decay-from".into(),
+                "100".into(),
+            ],
+            vec!["--lr-decay-from (100)", "--steps (100)"],
+        ),
         (r(&["--steps", "99999999999999999999"]), vec!["steps"]),
         (r(&["--cores", "100000"]), vec!["100000"]),
         (
@@ -408,6 +430,16 @@ fn bad_input_is_one_line_and_exit_code_2() {
             vec!["--cores"],
         ),
     ];
+    // A build without the `cuda` feature says how to get it.
+    let no_cuda = (
+        r(&["--backend", "cuda"]),
+        vec!["no CUDA support", "--features cuda"],
+    );
+    let cases = [
+        cases,
+        Vec::from_iter((!cfg!(feature = "cuda")).then_some(no_cuda)),
+    ]
+    .concat();
     let before = snapshot(&dir);
     for (args, needles) in &cases {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();

@@ -263,3 +263,17 @@ pub fn to_bytes(net: EmojiNet) -> Result<Vec<u8>, EmojiError> {
 pub fn cpu_device() -> Device {
     Device::ndarray()
 }
+
+/// The NVIDIA GPU `index` as a burn-cuda device for the emoji model (the `cuda` feature;
+/// the CUDA driver is needed at run time). Latents stay on the host: each round's stacked
+/// batch goes up and its velocities come back.
+///
+/// Without the feature this is an error saying how to build with it.
+pub fn cuda_device(index: usize) -> Result<Device, EmojiError> {
+    #[cfg(feature = "cuda")]
+    return Ok(Device::cuda(index));
+    #[cfg(not(feature = "cuda"))]
+    Err(EmojiError::Input(format!(
+        "CUDA device {index}: this build has no CUDA support; build with `--features cuda` (needs an NVIDIA driver)"
+    )))
+}
