@@ -154,11 +154,15 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             )?;
             log.flush()?;
             plot::loss_curves(&log_path, &args.checkpoint.join("loss.png"))?;
-            bar.println(format!(
-                "step {step}: lr {:.2e}, train loss {:.4}, held-out loss {held:.4} (average {averaged:.4})",
-                trainer.learning_rate(),
-                sum / count as f64
-            ));
+            // Printed even when stderr is not a terminal (the bar is then hidden): a log of
+            // a long run in the background keeps its evaluations.
+            bar.suspend(|| {
+                eprintln!(
+                    "step {step}: lr {:.2e}, train loss {:.4}, held-out loss {held:.4} (average {averaged:.4})",
+                    trainer.learning_rate(),
+                    sum / count as f64
+                )
+            });
             (sum, count) = (0.0, 0);
         }
         if step % args.save_every == 0 || step == args.steps {
