@@ -1,9 +1,10 @@
 //! `chords train`: train the emoji model on the data `chords data` prepared.
 //!
 //! Checkpoints (`model.bpk`, `optim.bpk`, `state.txt`) go to `--checkpoint` every
-//! `--save-every` steps and at the end; `--resume` continues a run exactly. `loss.csv` and
-//! `loss.png` record the training loss (mean over each interval) and the held-out loss of
-//! the last step's weights and of their moving average, which is what gets exported.
+//! `--save-every` steps and at the end; `--resume` continues a run exactly; `--init` starts
+//! a new run from given weights. `loss.csv` and `loss.png` record the training loss (mean
+//! over each interval) and the held-out loss of the last step's weights and of their moving
+//! average, which is what gets exported.
 
 use std::fs;
 use std::io::Write;
@@ -28,6 +29,10 @@ pub struct TrainArgs {
     /// Continue the run in --checkpoint.
     #[arg(long)]
     pub resume: bool,
+    /// Start a new run from these weights (e.g. assets/emoji/emoji.bpk) instead of random
+    /// ones: fine-tuning, with a fresh optimiser and step count.
+    #[arg(long, value_name = "WEIGHTS", conflicts_with = "resume")]
+    pub init: Option<PathBuf>,
     /// Train until this many steps in all.
     #[arg(long, default_value_t = 2000)]
     pub steps: usize,
@@ -85,6 +90,13 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             args.steps
         );
     }
+    // Read first: a wrong path is refused before the data set is loaded.
+    let init = match &args.init {
+        Some(path) => Some(
+            fs::read(path).with_context(|| format!("--init: cannot read {}", path.display()))?,
+        ),
+        None => None,
+    };
     let data = Dataset::load(&args.data)
         .with_context(|| format!("run `chords data --out {}` first", args.data.display()))?;
     let (train, held_out) = data.split(10);
@@ -111,7 +123,12 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             "{} already holds a checkpoint; pass --resume to continue it or choose another --checkpoint",
             args.checkpoint.display()
         ),
-        (false, false) => Trainer::new(config, &device),
+        (false, false) => match (init, &args.init) {
+            (Some(bytes), Some(path)) => {
+                Trainer::from_weights(config, &device, bytes, &path.display().to_string())?
+            }
+            _ => Trainer::new(config, &device),
+        },
     };
     fs::create_dir_all(&args.checkpoint)?;
     let log_path = args.checkpoint.join("loss.csv");

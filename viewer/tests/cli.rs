@@ -403,6 +403,25 @@ fn bad_input_is_one_line_and_exit_code_2() {
             ],
             vec!["--lr-decay-from (100)", "--steps (100)"],
         ),
+        (
+            vec![
+                "train".into(),
+                "--init".into(),
+                d("missing.bpk"),
+                "--checkpoint".into(),
+                d("ck"),
+            ],
+            vec!["--init", "missing.bpk"],
+        ),
+        (
+            vec![
+                "train".into(),
+                "--init".into(),
+                d("missing.bpk"),
+                "--resume".into(),
+            ],
+            vec!["--init", "--resume"],
+        ),
         (r(&["--steps", "99999999999999999999"]), vec!["steps"]),
         (r(&["--cores", "100000"]), vec!["100000"]),
         (

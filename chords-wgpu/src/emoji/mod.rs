@@ -63,17 +63,8 @@ impl EmojiModel {
         source_name: &str,
         device: &Device,
     ) -> Result<Self, EmojiError> {
-        let bad = |reason: String| EmojiError::Weights {
-            source_name: source_name.into(),
-            reason,
-        };
-        let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
-            .map_err(|e| bad(e.to_string()))?;
-        let net = EmojiNet::new(CLASSES.len(), device)
-            .try_load_record(record)
-            .map_err(|e| bad(e.to_string()))?;
         Ok(Self {
-            net,
+            net: net_from_bytes(EmojiNet::new(CLASSES.len(), device), bytes, source_name)?,
             device: device.clone(),
             class: 0,
             guidance: DEFAULT_GUIDANCE,
@@ -243,6 +234,21 @@ impl Model<CpuBackend> for EmojiModel {
     fn batches(&self) -> bool {
         self.batched
     }
+}
+
+/// `net` with its weights replaced by burnpack `bytes` (named `source_name` in errors).
+fn net_from_bytes(
+    net: EmojiNet,
+    bytes: Vec<u8>,
+    source_name: &str,
+) -> Result<EmojiNet, EmojiError> {
+    let bad = |reason: String| EmojiError::Weights {
+        source_name: source_name.into(),
+        reason,
+    };
+    let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
+        .map_err(|e| bad(e.to_string()))?;
+    net.try_load_record(record).map_err(|e| bad(e.to_string()))
 }
 
 /// The network's weights as burnpack bytes.

@@ -283,6 +283,20 @@ impl Trainer {
         }
     }
 
+    /// A fresh run (step 0, new optimiser state) whose weights, and their average, start
+    /// from burnpack `bytes` (e.g. the shipped weights) instead of random ones: fine-tuning.
+    pub fn from_weights(
+        config: TrainConfig,
+        device: &Device,
+        bytes: Vec<u8>,
+        source_name: &str,
+    ) -> Result<Self, EmojiError> {
+        let mut trainer = Self::new(config, device);
+        trainer.net = super::net_from_bytes(trainer.net, bytes, source_name)?;
+        trainer.average = trainer.net.valid();
+        Ok(trainer)
+    }
+
     /// Resumes from a checkpoint directory written by [`save`](Self::save).
     pub fn resume(config: TrainConfig, device: &Device, dir: &Path) -> Result<Self, EmojiError> {
         let bad = |what: &str, e: String| EmojiError::Weights {
@@ -513,5 +527,26 @@ mod tests {
         };
         let trainer = Trainer::new(config, &super::super::cpu_device());
         assert_eq!(flat(&trainer.averaged_net()), flat(&trainer.net()));
+    }
+
+    #[test]
+    fn a_run_from_weights_starts_at_them() {
+        let device = super::super::cpu_device();
+        let source = TrainConfig {
+            seed: 7,
+            ..TrainConfig::default()
+        };
+        let weights = flat(&Trainer::new(source.clone(), &device).net());
+        let bytes = super::super::to_bytes(Trainer::new(source, &device).net()).unwrap();
+        let fresh = Trainer::new(TrainConfig::default(), &device);
+        assert_ne!(flat(&fresh.net()), weights, "the seeds give other weights");
+        let trainer =
+            Trainer::from_weights(TrainConfig::default(), &device, bytes, "test").unwrap();
+        assert_eq!(trainer.steps(), 0);
+        assert_eq!(flat(&trainer.net()), weights);
+        assert_eq!(flat(&trainer.averaged_net()), weights);
+        let err = Trainer::from_weights(TrainConfig::default(), &device, vec![1, 2, 3], "bad.bpk")
+            .unwrap_err();
+        assert!(err.to_string().contains("bad.bpk"), "{err}");
     }
 }
