@@ -130,6 +130,14 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             _ => Trainer::new(config, &device),
         },
     };
+    if trainer.steps() > args.steps {
+        bail!(
+            "--steps ({}) is below the checkpoint's step ({}); pass --steps {} to export its weights",
+            args.steps,
+            trainer.steps(),
+            trainer.steps()
+        );
+    }
     fs::create_dir_all(&args.checkpoint)?;
     let log_path = args.checkpoint.join("loss.csv");
     let mut log = open_log(&log_path, trainer.steps())?;
