@@ -536,8 +536,9 @@ mod tests {
             seed: 7,
             ..TrainConfig::default()
         };
-        let weights = flat(&Trainer::new(source.clone(), &device).net());
-        let bytes = super::super::to_bytes(Trainer::new(source, &device).net()).unwrap();
+        let source = Trainer::new(source, &device).net();
+        let weights = flat(&source);
+        let bytes = super::super::to_bytes(source).unwrap();
         let fresh = Trainer::new(TrainConfig::default(), &device);
         assert_ne!(flat(&fresh.net()), weights, "the seeds give other weights");
         let trainer =
