@@ -92,9 +92,10 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     }
     // Read first: a wrong path is refused before the data set is loaded.
     let init = match &args.init {
-        Some(path) => Some(
+        Some(path) => Some((
+            path,
             fs::read(path).with_context(|| format!("--init: cannot read {}", path.display()))?,
-        ),
+        )),
         None => None,
     };
     let data = Dataset::load(&args.data)
@@ -123,11 +124,11 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             "{} already holds a checkpoint; pass --resume to continue it or choose another --checkpoint",
             args.checkpoint.display()
         ),
-        (false, false) => match (init, &args.init) {
-            (Some(bytes), Some(path)) => {
+        (false, false) => match init {
+            Some((path, bytes)) => {
                 Trainer::from_weights(config, &device, bytes, &path.display().to_string())?
             }
-            _ => Trainer::new(config, &device),
+            None => Trainer::new(config, &device),
         },
     };
     if trainer.steps() > args.steps {

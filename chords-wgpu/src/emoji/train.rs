@@ -4,7 +4,8 @@
 //! distribution (as SD3 does), `x_σ = (1-σ)·x + σ·ε`, and the network regresses the velocity
 //! `ε - x` (mean squared error). The class is replaced by the null class with probability
 //! 0.1 so the same network also learns the unconditional velocity that classifier-free
-//! guidance needs. Optimiser: Adam, with an optional cosine decay of the learning rate
+//! guidance needs. Pictures of classes without writing or a direction are mirrored left to
+//! right half of the time. Optimiser: Adam, with an optional cosine decay of the learning rate
 //! ([`LrDecay`]). The trainer also keeps an exponential moving average of the weights
 //! ([`TrainConfig::ema`]): sampling from the average is steadier than from the last step's
 //! weights, which wander with the optimiser's noise. Everything random comes from one seeded
@@ -94,13 +95,33 @@ fn below(rng: &mut Rng, n: usize) -> usize {
     (rng.uniform() * n as f64) as usize % n.max(1)
 }
 
+/// Whether pictures of this class are mirrored (left to right) half of the time, to double
+/// the variety the network sees: all classes but symbols (writing, arrows) and flags.
+fn mirrored(class: usize) -> bool {
+    !matches!(CLASSES[class].0, "symbols" | "flags")
+}
+
+/// What a batch is for.
+#[derive(Debug, Clone, Copy)]
+enum Draw {
+    /// A training step: the class is dropped with this probability, and pictures of
+    /// [`mirrored`] classes are mirrored half of the time.
+    Training { drop_class: f64 },
+    /// The held-out loss: the pictures as they are, with their classes.
+    Evaluation,
+}
+
 /// One batch of flow-matching inputs: `(x_σ, σ, class, target velocity)` as host data.
 fn batch(
     data: &Dataset,
     indices: &[usize],
     rng: &mut Rng,
-    drop_class: f64,
+    draw: Draw,
 ) -> (Vec<f32>, Vec<f32>, Vec<i64>, Vec<f32>) {
+    let (drop_class, mirroring) = match draw {
+        Draw::Training { drop_class } => (drop_class, true),
+        Draw::Evaluation => (0.0, false),
+    };
     let b = indices.len();
     let noise = chords::noise::gaussian(rng.next_u64(), b * NUMEL);
     let (mut x, mut target, mut sigma, mut class) = (
@@ -114,7 +135,11 @@ fn batch(
         let z = (-2.0 * rng.uniform().ln()).sqrt() * (std::f64::consts::TAU * rng.uniform()).cos();
         let s = (1.0 / (1.0 + (-z).exp())) as f32;
         let eps = &noise[k * NUMEL..(k + 1) * NUMEL];
-        for (&d, &e) in data.picture(i).iter().zip(eps) {
+        let picture = data.picture(i);
+        let mirror = mirroring && mirrored(data.labels[i]) && rng.uniform() < 0.5;
+        for (j, &e) in eps.iter().enumerate() {
+            // Pixel j of the picture, or of its mirror image (column 31 - column).
+            let d = if mirror { picture[j ^ 31] } else { picture[j] };
             x.push((1.0 - s) * d + s * e);
             target.push(e - d);
         }
@@ -368,7 +393,9 @@ impl Trainer {
             data,
             &indices,
             &mut rng,
-            self.config.drop_class,
+            Draw::Training {
+                drop_class: self.config.drop_class,
+            },
         )?;
         let grads = loss.backward();
         let value = scalar(loss)?;
@@ -444,7 +471,7 @@ fn held_out_loss(net: &EmojiNet, device: &Device, data: &Dataset) -> Result<f32,
     let mut rng = Rng::new(0x5EED);
     let all: Vec<usize> = (0..data.len()).collect();
     for chunk in all.chunks(64) {
-        let loss = loss(net, device, data, chunk, &mut rng, 0.0)?;
+        let loss = loss(net, device, data, chunk, &mut rng, Draw::Evaluation)?;
         total += scalar(loss)? * chunk.len() as f32;
     }
     Ok(total / data.len().max(1) as f32)
@@ -457,9 +484,9 @@ fn loss(
     data: &Dataset,
     indices: &[usize],
     rng: &mut Rng,
-    drop_class: f64,
+    draw: Draw,
 ) -> Result<Tensor<1>, EmojiError> {
-    let (x, sigma, class, target) = batch(data, indices, rng, drop_class);
+    let (x, sigma, class, target) = batch(data, indices, rng, draw);
     let b = indices.len();
     let x = Tensor::<4>::from_data(TensorData::new(x, [b, 3, 32, 32]), device);
     let sigma = Tensor::<1>::from_data(TensorData::new(sigma, [b]), device);
@@ -488,6 +515,68 @@ mod tests {
             .into_iter()
             .flat_map(|t| t.into_data().try_to_vec::<f32>().unwrap_or_default())
             .collect()
+    }
+
+    /// The clean pictures of a batch, recovered as `x_σ - σ·(ε - x)`.
+    fn clean_pictures(
+        data: &Dataset,
+        indices: &[usize],
+        rng: &mut Rng,
+        draw: Draw,
+    ) -> Vec<Vec<f32>> {
+        let (x, sigma, _, target) = batch(data, indices, rng, draw);
+        (0..indices.len())
+            .map(|k| {
+                let part = k * NUMEL..(k + 1) * NUMEL;
+                x[part.clone()]
+                    .iter()
+                    .zip(&target[part])
+                    .map(|(x, v)| x - sigma[k] * v)
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn training_mirrors_half_of_the_pictures_except_symbols_and_flags() {
+        // Pixel value = its column, so a mirrored picture has 31 - column.
+        let picture: Vec<f32> = (0..NUMEL).map(|j| (j % 32) as f32).collect();
+        let mirror: Vec<f32> = (0..NUMEL).map(|j| (31 - j % 32) as f32).collect();
+        let classes = [0, 2, 7, 8]; // smileys, animals, symbols, flags
+        let data = Dataset {
+            images: classes.iter().flat_map(|_| picture.clone()).collect(),
+            labels: classes.to_vec(),
+        };
+        let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(a, b)| (a - b).abs() < 1e-4);
+        let count_mirrored = |draw: Draw, rng: &mut Rng| {
+            let mut count = [0; 4];
+            for _ in 0..100 {
+                let pictures = clean_pictures(&data, &[0, 1, 2, 3], rng, draw);
+                for (k, got) in pictures.iter().enumerate() {
+                    if close(got, &mirror) {
+                        count[k] += 1;
+                    } else {
+                        assert!(
+                            close(got, &picture),
+                            "class {}: neither picture",
+                            classes[k]
+                        );
+                    }
+                }
+            }
+            count
+        };
+        let mut rng = Rng::new(5);
+        let training = count_mirrored(Draw::Training { drop_class: 0.1 }, &mut rng);
+        for count in &training[..2] {
+            assert!((30..=70).contains(count), "{training:?}");
+        }
+        assert_eq!(training[2..], [0, 0], "symbols and flags never mirrored");
+        let evaluation = count_mirrored(Draw::Evaluation, &mut rng);
+        assert_eq!(
+            evaluation, [0; 4],
+            "the held-out loss sees the pictures as they are"
+        );
     }
 
     #[test]
