@@ -310,14 +310,37 @@ impl Trainer {
 
     /// A fresh run (step 0, new optimiser state) whose weights, and their average, start
     /// from burnpack `bytes` (e.g. the shipped weights) instead of random ones: fine-tuning.
+    ///
+    /// The weights may lack some of the network's blocks (weights of an earlier, smaller
+    /// version of it): those start fresh, as the identity (see [`EmojiNet`]), and a warning
+    /// says how many tensors came from `bytes`. A tensor the network does not have, or of
+    /// another shape, is refused.
     pub fn from_weights(
         config: TrainConfig,
         device: &Device,
         bytes: Vec<u8>,
         source_name: &str,
     ) -> Result<Self, EmojiError> {
+        let bad = |reason: String| EmojiError::Weights {
+            source_name: source_name.into(),
+            reason,
+        };
         let mut trainer = Self::new(config, device);
-        trainer.net = super::net_from_bytes(trainer.net, bytes, source_name)?;
+        let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
+            .map_err(|e| bad(e.to_string()))?;
+        if record.is_empty() {
+            return Err(bad("holds no tensors".into()));
+        }
+        let (held, total) = (record.len(), trainer.net.clone().into_record().len());
+        trainer.net = trainer
+            .net
+            .try_load_record(record.allow_partial(true))
+            .map_err(|e| bad(e.to_string()))?;
+        if held < total {
+            tracing::warn!(
+                "{source_name} holds {held} of the network's {total} tensors; the blocks it lacks start as the identity"
+            );
+        }
         trainer.average = trainer.net.valid();
         Ok(trainer)
     }
@@ -638,5 +661,59 @@ mod tests {
         let err = Trainer::from_weights(TrainConfig::default(), &device, vec![1, 2, 3], "bad.bpk")
             .unwrap_err();
         assert!(err.to_string().contains("bad.bpk"), "{err}");
+    }
+
+    /// Weights without the middle attention and second middle block (those of the network
+    /// before they were added) load, and the network computes what the source network
+    /// computed; weights of another module are refused.
+    #[test]
+    fn weights_lacking_the_middle_blocks_start_as_the_network_they_came_from() {
+        use burn::module::ParamGroup;
+        use burn::tensor::Distribution;
+        let device = super::super::cpu_device();
+        let source = Trainer::new(
+            TrainConfig {
+                seed: 7,
+                ..TrainConfig::default()
+            },
+            &device,
+        )
+        .net();
+        let velocity = |net: &EmojiNet| {
+            device.seed(3);
+            let x = Tensor::<4>::random([2, 3, 32, 32], Distribution::Default, &device);
+            let sigma = Tensor::<1>::from_floats([0.3, 0.9], &device);
+            let class = Tensor::<1, Int>::from_ints([0, 4], &device);
+            net.forward(x, sigma, class)
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap()
+        };
+        let expected = velocity(&source);
+        let older = ParamGroup::from_any_regexes(vec![
+            r"^(sigma_in|sigma_out|class|conv_in|down1|pool1|down2|pool2|middle|up2|up1|norm_out|conv_out)\.",
+        ])
+        .unwrap();
+        let record = source.into_record_group(older);
+        let held = record.len();
+        let bytes = record.into_bytes().unwrap().to_vec();
+        let trainer =
+            Trainer::from_weights(TrainConfig::default(), &device, bytes, "older.bpk").unwrap();
+        assert!(
+            held < trainer.net().into_record().len(),
+            "the group left tensors out"
+        );
+        assert_eq!(velocity(&trainer.net()), expected);
+        assert_ne!(
+            velocity(&Trainer::new(TrainConfig::default(), &device).net()),
+            expected,
+            "a fresh network computes something else"
+        );
+
+        let other = burn::nn::LinearConfig::new(4, 4).init(&device);
+        let bytes = other.into_record().into_bytes().unwrap().to_vec();
+        let err =
+            Trainer::from_weights(TrainConfig::default(), &device, bytes, "other.bpk").unwrap_err();
+        assert!(err.to_string().contains("other.bpk"), "{err}");
     }
 }
