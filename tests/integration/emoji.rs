@@ -1,6 +1,7 @@
 //! The emoji model: weights round trip, sampling (batched and not), ndarray against wgpu,
-//! training and resuming. No trained weights ship yet, so these use a freshly initialised
-//! network saved and loaded through the same burnpack path `chords train` writes.
+//! training and resuming. Sampling uses the shipped weights, loaded from their bytes (a fresh
+//! network would leave its zero-initialised residual branches, the attention among them,
+//! untested).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -11,11 +12,11 @@ use chords::{
     noise, run,
 };
 use chords_wgpu::emoji::train::{Dataset, TrainConfig, Trainer};
-use chords_wgpu::emoji::{CLASSES, EmojiModel, EmojiNet, NUMEL, class_index, cpu_device, to_bytes};
+use chords_wgpu::emoji::{EmojiModel, NUMEL, class_index, cpu_device};
 
-/// Weights of a freshly initialised network, as burnpack bytes.
+/// The shipped weights, as burnpack bytes.
 fn weights() -> Vec<u8> {
-    to_bytes(EmojiNet::new(CLASSES.len(), &cpu_device())).unwrap()
+    include_bytes!("../../assets/emoji/emoji.bpk").to_vec()
 }
 
 fn model(bytes: &[u8], device: &Device) -> EmojiModel {
