@@ -45,11 +45,15 @@ pub struct ResBlock {
     skip: Option<Conv2d>,
 }
 
-fn conv3(input: usize, output: usize, stride: usize, device: &Device) -> Conv2d {
+/// A padded 3×3 convolution's configuration.
+fn conv3_config(input: usize, output: usize, stride: usize) -> Conv2dConfig {
     Conv2dConfig::new([input, output], [3, 3])
         .with_stride([stride, stride])
         .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-        .init(device)
+}
+
+fn conv3(input: usize, output: usize, stride: usize, device: &Device) -> Conv2d {
+    conv3_config(input, output, stride).init(device)
 }
 
 /// `layer.forward(x)` for the 1×1 and padded 3×3 convolutions of this network.
@@ -109,8 +113,7 @@ impl ResBlock {
             conv1: conv3(input, output, 1, device),
             cond: LinearConfig::new(EMBED, output).init(device),
             norm2: GroupNormConfig::new(groups(output), output).init(device),
-            conv2: Conv2dConfig::new([output, output], [3, 3])
-                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+            conv2: conv3_config(output, output, 1)
                 .with_initializer(Initializer::Zeros)
                 .init(device),
             skip: (input != output)
