@@ -62,13 +62,22 @@ pub struct TrainArgs {
     /// Also write the final weights here (e.g. assets/emoji/emoji.bpk).
     #[arg(long)]
     pub export: Option<PathBuf>,
+    /// Threads a step runs on, each computing the gradient of its part of the batch
+    /// (default: one per CPU core, at most --batch). A run resumed with another count
+    /// continues the same way up to rounding.
+    #[arg(long)]
+    pub threads: Option<usize>,
 }
 
 /// Runs `chords train`.
 pub fn run(args: &TrainArgs) -> Result<()> {
-    if args.batch == 0 || args.eval_every == 0 || args.save_every == 0 {
-        bail!("--batch, --eval-every and --save-every must be at least 1");
+    if args.batch == 0 || args.eval_every == 0 || args.save_every == 0 || args.threads == Some(0) {
+        bail!("--batch, --eval-every, --save-every and --threads must be at least 1");
     }
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+        .min(args.batch);
     if !(args.lr.is_finite() && args.lr > 0.0) {
         bail!("--lr must be a positive number, got {}", args.lr);
     }
@@ -110,6 +119,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             min: args.lr_min,
         }),
         ema: args.ema,
+        threads,
         ..TrainConfig::default()
     };
     let device = chords_wgpu::emoji::cpu_device();
@@ -143,11 +153,12 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let log_path = args.checkpoint.join("loss.csv");
     let mut log = open_log(&log_path, trainer.steps())?;
     eprintln!(
-        "training on {} pictures ({} held out), from step {} to {}",
+        "training on {} pictures ({} held out), from step {} to {}, on {threads} thread{}",
         train.len(),
         held_out.len(),
         trainer.steps(),
-        args.steps
+        args.steps,
+        if threads == 1 { "" } else { "s" }
     );
     let bar = ProgressBar::new(args.steps as u64).with_position(trainer.steps() as u64);
     bar.set_style(

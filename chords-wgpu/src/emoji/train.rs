@@ -9,13 +9,15 @@
 //! ([`LrDecay`]). The trainer also keeps an exponential moving average of the weights
 //! ([`TrainConfig::ema`]): sampling from the average is steadier than from the last step's
 //! weights, which wander with the optimiser's noise. Everything random comes from one seeded
-//! generator, so a run resumed from a checkpoint continues exactly.
+//! generator, so a run resumed from a checkpoint continues exactly. A step can run on several
+//! threads ([`TrainConfig::threads`]), each taking the gradient of a part of the batch.
 
 use std::collections::VecDeque;
+use std::ops::Range;
 use std::path::Path;
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{AdamConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::store::ModuleRecord;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
@@ -111,25 +113,66 @@ enum Draw {
     Evaluation,
 }
 
-/// One batch of flow-matching inputs: `(x_σ, σ, class, target velocity)` as host data.
-fn batch(
-    data: &Dataset,
-    indices: &[usize],
-    rng: &mut Rng,
-    draw: Draw,
-) -> (Vec<f32>, Vec<f32>, Vec<i64>, Vec<f32>) {
+/// One batch of flow-matching inputs, as host data.
+#[derive(Debug, Clone, Default)]
+struct Batch {
+    /// The noisy pictures `x_σ`, `len · 3·32·32` values.
+    x: Vec<f32>,
+    /// The noise level of each picture.
+    sigma: Vec<f32>,
+    /// The class of each picture (the null class where dropped).
+    class: Vec<i64>,
+    /// The velocity to regress, `ε - x`.
+    target: Vec<f32>,
+}
+
+impl Batch {
+    fn len(&self) -> usize {
+        self.sigma.len()
+    }
+
+    /// Pictures `range` of the batch.
+    fn part(&self, range: Range<usize>) -> Batch {
+        let values = range.start * NUMEL..range.end * NUMEL;
+        Batch {
+            x: self.x[values.clone()].to_vec(),
+            sigma: self.sigma[range.clone()].to_vec(),
+            class: self.class[range].to_vec(),
+            target: self.target[values].to_vec(),
+        }
+    }
+
+    /// The squared error of `net`'s velocities summed over the batch and divided by
+    /// `denominator` (the number of values in the whole batch, for its mean).
+    fn loss(&self, net: &EmojiNet, device: &Device, denominator: usize) -> Tensor<1> {
+        let b = self.len();
+        let x = Tensor::<4>::from_data(TensorData::new(self.x.clone(), [b, 3, 32, 32]), device);
+        let sigma = Tensor::<1>::from_data(TensorData::new(self.sigma.clone(), [b]), device);
+        let class = Tensor::<1, Int>::from_data(TensorData::new(self.class.clone(), [b]), device);
+        let target =
+            Tensor::<4>::from_data(TensorData::new(self.target.clone(), [b, 3, 32, 32]), device);
+        let v = net.forward(x, sigma, class);
+        (v - target)
+            .powi_scalar(2)
+            .sum()
+            .div_scalar(denominator as f32)
+    }
+}
+
+/// Draws the flow-matching inputs of the pictures `indices`.
+fn batch(data: &Dataset, indices: &[usize], rng: &mut Rng, draw: Draw) -> Batch {
     let (drop_class, mirroring) = match draw {
         Draw::Training { drop_class } => (drop_class, true),
         Draw::Evaluation => (0.0, false),
     };
     let b = indices.len();
     let noise = chords::noise::gaussian(rng.next_u64(), b * NUMEL);
-    let (mut x, mut target, mut sigma, mut class) = (
-        Vec::with_capacity(b * NUMEL),
-        Vec::with_capacity(b * NUMEL),
-        Vec::with_capacity(b),
-        Vec::with_capacity(b),
-    );
+    let mut batch = Batch {
+        x: Vec::with_capacity(b * NUMEL),
+        target: Vec::with_capacity(b * NUMEL),
+        sigma: Vec::with_capacity(b),
+        class: Vec::with_capacity(b),
+    };
     for (k, &i) in indices.iter().enumerate() {
         // Logit-normal σ: sigmoid of a standard normal (Box–Muller from two uniforms).
         let z = (-2.0 * rng.uniform().ln()).sqrt() * (std::f64::consts::TAU * rng.uniform()).cos();
@@ -140,17 +183,17 @@ fn batch(
         for (j, &e) in eps.iter().enumerate() {
             // Pixel j of the picture, or of its mirror image (column 31 - column).
             let d = if mirror { picture[j ^ 31] } else { picture[j] };
-            x.push((1.0 - s) * d + s * e);
-            target.push(e - d);
+            batch.x.push((1.0 - s) * d + s * e);
+            batch.target.push(e - d);
         }
-        sigma.push(s);
-        class.push(if rng.uniform() < drop_class {
+        batch.sigma.push(s);
+        batch.class.push(if rng.uniform() < drop_class {
             NULL_CLASS as i64
         } else {
             data.labels[i] as i64
         });
     }
-    (x, sigma, class, target)
+    batch
 }
 
 /// Training settings.
@@ -169,6 +212,10 @@ pub struct TrainConfig {
     /// Weight of the old average in the moving average of the weights, per step
     /// (0.999 averages over about the last thousand steps; 0 keeps the last step's weights).
     pub ema: f64,
+    /// Threads a step runs on: the batch is cut into this many parts, whose gradients are
+    /// computed at once, each on its own thread, and summed (burn-ndarray runs most of a
+    /// training step on one core). The sum is the batch's gradient up to rounding.
+    pub threads: usize,
 }
 
 impl Default for TrainConfig {
@@ -180,6 +227,7 @@ impl Default for TrainConfig {
             seed: 0,
             decay: None,
             ema: 0.999,
+            threads: 1,
         }
     }
 }
@@ -410,19 +458,15 @@ impl Trainer {
             .map(|_| below(&mut self.rng, data.len()))
             .collect();
         let mut rng = self.rng.clone();
-        let loss = loss(
-            &self.net,
-            &self.device,
+        let batch = batch(
             data,
             &indices,
             &mut rng,
             Draw::Training {
                 drop_class: self.config.drop_class,
             },
-        )?;
-        let grads = loss.backward();
-        let value = scalar(loss)?;
-        let grads = GradientsParams::from_grads(grads, &self.net);
+        );
+        let (value, grads) = self.gradients(&batch)?;
         // Cloning a module shares its tensors; the optimiser returns the updated module.
         let rate = self.config.learning_rate_at(self.step);
         self.net = self.optim.step(rate, self.net.clone(), grads);
@@ -431,6 +475,45 @@ impl Trainer {
         }
         self.step += 1;
         Ok(value)
+    }
+
+    /// The loss of `batch` and its gradient, the batch cut into [`TrainConfig::threads`]
+    /// parts computed on as many threads, each on its own copy of the network's autodiff
+    /// graph (a fork: same parameters, same ids, separate tape).
+    fn gradients(&self, batch: &Batch) -> Result<(f32, GradientsParams), EmojiError> {
+        let denominator = batch.len() * NUMEL;
+        let size = batch.len().div_ceil(self.config.threads.max(1)).max(1);
+        let parts: Vec<Result<(f32, GradientsParams), EmojiError>> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..batch.len())
+                .step_by(size)
+                .map(|start| {
+                    let part = batch.part(start..(start + size).min(batch.len()));
+                    let net = self.net.clone().fork(&self.device);
+                    let device = &self.device;
+                    s.spawn(move || {
+                        let loss = part.loss(&net, device, denominator);
+                        let grads = GradientsParams::from_grads(loss.backward(), &net);
+                        Ok((scalar(loss)?, grads))
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|worker| {
+                    worker
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect()
+        });
+        let mut sum = GradientsAccumulator::<EmojiNet>::new();
+        let mut value = 0.0;
+        for part in parts {
+            let (loss, grads) = part?;
+            value += loss;
+            sum.accumulate(&self.net, grads);
+        }
+        Ok((value, sum.grads()))
     }
 
     /// The loss of the last step's weights over the whole held-out set, with fixed noise
@@ -494,29 +577,10 @@ fn held_out_loss(net: &EmojiNet, device: &Device, data: &Dataset) -> Result<f32,
     let mut rng = Rng::new(0x5EED);
     let all: Vec<usize> = (0..data.len()).collect();
     for chunk in all.chunks(64) {
-        let loss = loss(net, device, data, chunk, &mut rng, Draw::Evaluation)?;
-        total += scalar(loss)? * chunk.len() as f32;
+        let batch = batch(data, chunk, &mut rng, Draw::Evaluation);
+        total += scalar(batch.loss(net, device, chunk.len() * NUMEL))? * chunk.len() as f32;
     }
     Ok(total / data.len().max(1) as f32)
-}
-
-/// The flow-matching loss of `net` on the pictures `indices`.
-fn loss(
-    net: &EmojiNet,
-    device: &Device,
-    data: &Dataset,
-    indices: &[usize],
-    rng: &mut Rng,
-    draw: Draw,
-) -> Result<Tensor<1>, EmojiError> {
-    let (x, sigma, class, target) = batch(data, indices, rng, draw);
-    let b = indices.len();
-    let x = Tensor::<4>::from_data(TensorData::new(x, [b, 3, 32, 32]), device);
-    let sigma = Tensor::<1>::from_data(TensorData::new(sigma, [b]), device);
-    let class = Tensor::<1, Int>::from_data(TensorData::new(class, [b]), device);
-    let target = Tensor::<4>::from_data(TensorData::new(target, [b, 3, 32, 32]), device);
-    let v = net.forward(x, sigma, class);
-    Ok((v - target).powi_scalar(2).mean())
 }
 
 fn scalar(t: Tensor<1>) -> Result<f32, EmojiError> {
@@ -547,14 +611,14 @@ mod tests {
         rng: &mut Rng,
         draw: Draw,
     ) -> Vec<Vec<f32>> {
-        let (x, sigma, _, target) = batch(data, indices, rng, draw);
+        let batch = batch(data, indices, rng, draw);
         (0..indices.len())
             .map(|k| {
                 let part = k * NUMEL..(k + 1) * NUMEL;
-                x[part.clone()]
+                batch.x[part.clone()]
                     .iter()
-                    .zip(&target[part])
-                    .map(|(x, v)| x - sigma[k] * v)
+                    .zip(&batch.target[part])
+                    .map(|(x, v)| x - batch.sigma[k] * v)
                     .collect()
             })
             .collect()
@@ -633,6 +697,56 @@ mod tests {
             moved += usize::from(a != b);
         }
         assert!(moved > before.len() / 2, "the step changed the weights");
+    }
+
+    /// The gradient of each parameter, flattened, in visiting order.
+    struct GradientValues<'a>(&'a GradientsParams, Vec<f32>);
+
+    impl ModuleVisitor for GradientValues<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if let Some(grad) = self.0.get::<D>(param.id) {
+                self.1.extend(grad.into_data().try_to_vec::<f32>().unwrap());
+            }
+        }
+    }
+
+    /// A batch cut into uneven parts on three threads has the loss and gradient of the batch
+    /// computed whole.
+    #[test]
+    fn threads_sum_to_the_gradient_of_the_whole_batch() {
+        let data = Dataset {
+            images: chords::noise::gaussian(4, 8 * NUMEL),
+            labels: (0..8).map(|i| i % 3).collect(),
+        };
+        let config = TrainConfig {
+            batch: 5,
+            ..TrainConfig::default()
+        };
+        let mut trainer = Trainer::new(config, &super::super::cpu_device());
+        // One step first, so that gradients reach the layers before the zero-initialised ones.
+        trainer.step(&data).unwrap();
+        let batch = batch(&data, &[0, 3, 5, 6, 7], &mut Rng::new(9), Draw::Evaluation);
+        let gradients = |trainer: &Trainer| {
+            let (loss, grads) = trainer.gradients(&batch).unwrap();
+            let mut values = GradientValues(&grads, Vec::new());
+            trainer.net.visit(&mut values);
+            (loss, values.1)
+        };
+        let (loss, whole) = gradients(&trainer);
+        trainer.config.threads = 3; // parts of 2, 2 and 1 pictures
+        let (split_loss, split) = gradients(&trainer);
+        assert!(
+            (loss - split_loss).abs() <= 1e-6 * loss,
+            "{loss} vs {split_loss}"
+        );
+        assert!(loss > 0.1, "{loss}");
+        assert_eq!(whole.len(), split.len());
+        assert!(whole.len() > 100_000, "every parameter has a gradient");
+        let largest = whole.iter().fold(0f32, |m, g| m.max(g.abs()));
+        assert!(largest > 1e-4, "the gradient is not zero: {largest}");
+        for (a, b) in whole.iter().zip(&split) {
+            assert!((a - b).abs() <= 1e-6 + 1e-4 * a.abs(), "{a} vs {b}");
+        }
     }
 
     #[test]
