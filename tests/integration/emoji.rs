@@ -112,7 +112,8 @@ fn missing_and_corrupt_weights_are_named() {
 
 #[test]
 fn training_resumes_exactly() {
-    // 24 random pictures in 3 classes; 4 steps straight vs 2 + save + resume + 2.
+    // 24 random pictures in 3 classes; 4 steps straight vs 2 + save + resume + 2, each step
+    // on two threads.
     let data = Dataset {
         images: noise::gaussian(9, 24 * NUMEL)
             .iter()
@@ -122,6 +123,7 @@ fn training_resumes_exactly() {
     };
     let config = TrainConfig {
         batch: 4,
+        threads: 2,
         ..TrainConfig::default()
     };
     let device = cpu_device();

@@ -390,6 +390,10 @@ fn bad_input_is_one_line_and_exit_code_2() {
             vec!["--ema", "below 1"],
         ),
         (
+            vec!["train".into(), "--threads".into(), "0".into()],
+            vec!["--threads", "at least 1"],
+        ),
+        (
             vec!["train".into(), "--lr-min".into(), "0.5".into()],
             vec!["--lr-min", "0.5"],
         ),

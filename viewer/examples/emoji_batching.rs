@@ -5,7 +5,7 @@
 //! Rounds 9 to 12 are timed (all 8 cores active); the run is then cancelled.
 //!
 //! ```sh
-//! cargo run --release -p chords-wgpu --example emoji_batching -- [ndarray|wgpu|both]
+//! cargo run --release -p chords-viewer --example emoji_batching -- [ndarray|wgpu|both]
 //! ```
 
 use std::sync::Arc;
