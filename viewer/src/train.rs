@@ -107,9 +107,6 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         )),
         None => None,
     };
-    let data = Dataset::load(&args.data)
-        .with_context(|| format!("run `chords data --out {}` first", args.data.display()))?;
-    let (train, held_out) = data.split(10);
     let config = TrainConfig {
         batch: args.batch,
         learning_rate: args.lr,
@@ -149,6 +146,10 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             trainer.steps()
         );
     }
+    // After the checkpoint checks: a refused resume does not wait for the data.
+    let data = Dataset::load(&args.data)
+        .with_context(|| format!("run `chords data --out {}` first", args.data.display()))?;
+    let (train, held_out) = data.split(10);
     fs::create_dir_all(&args.checkpoint)?;
     let log_path = args.checkpoint.join("loss.csv");
     let mut log = open_log(&log_path, trainer.steps())?;

@@ -496,6 +496,102 @@ fn bad_input_is_one_line_and_exit_code_2() {
     }
 }
 
+/// `chords train` on a tiny data set writes a checkpoint, its loss log and weights that
+/// `render` samples from; resuming it to an earlier step is refused and leaves it as it was.
+#[test]
+fn train_writes_a_checkpoint_and_refuses_to_step_back() {
+    let dir = scratch("train");
+    let data = dir.join("data");
+    fs::create_dir_all(&data).expect("data dir");
+    let n = 10; // every 10th picture is held out
+    let images: Vec<f32> = (0..n * 3 * 32 * 32)
+        .map(|i| (i % 7) as f32 / 3.0 - 1.0)
+        .collect();
+    let labels: Vec<f32> = (0..n).map(|i| (i % 3) as f32).collect();
+    write_npy(&data.join("images.npy"), &[n, 3, 32, 32], &images);
+    write_npy(&data.join("labels.npy"), &[n], &labels);
+    let path = |p: PathBuf| p.to_str().expect("utf-8 path").to_string();
+    let (data, checkpoint, weights) = (
+        path(data),
+        path(dir.join("checkpoint")),
+        path(dir.join("weights.bpk")),
+    );
+    let train = |extra: &[&str]| {
+        let mut args = vec!["train", "--data", &data, "--checkpoint", &checkpoint];
+        args.extend_from_slice(extra);
+        chords(&args)
+    };
+    let out = train(&[
+        "--steps",
+        "2",
+        "--batch",
+        "2",
+        "--eval-every",
+        "1",
+        "--export",
+        &weights,
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("training on 9 pictures (1 held out)"),
+        "{stderr}"
+    );
+    let checkpoint_dir = dir.join("checkpoint");
+    for file in [
+        "model.bpk",
+        "average.bpk",
+        "optim.bpk",
+        "loss.csv",
+        "loss.png",
+    ] {
+        assert!(checkpoint_dir.join(file).exists(), "{file} missing");
+    }
+    let state = fs::read_to_string(checkpoint_dir.join("state.txt")).expect("state.txt");
+    assert!(state.starts_with("2 "), "{state}");
+    let log = fs::read_to_string(checkpoint_dir.join("loss.csv")).expect("loss.csv");
+    assert_eq!(
+        log.lines().count(),
+        3,
+        "a header and two evaluations: {log}"
+    );
+
+    let sample = path(dir.join("sample"));
+    let out = chords(&[
+        "render",
+        "--weights",
+        &weights,
+        "--sampler",
+        "sequential",
+        "--steps",
+        "4",
+        "--out",
+        &sample,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let before = snapshot(&checkpoint_dir);
+    assert_refused(
+        &[
+            "train",
+            "--data",
+            &data,
+            "--checkpoint",
+            &checkpoint,
+            "--resume",
+            "--steps",
+            "1",
+        ],
+        &["--steps (1)", "checkpoint's step (2)"],
+    );
+    assert_eq!(snapshot(&checkpoint_dir), before, "the checkpoint changed");
+    let _ = fs::remove_dir_all(dir);
+}
+
 /// Every file under `dir` with its contents and modification time.
 fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>, std::time::SystemTime)> {
     let mut files = Vec::new();

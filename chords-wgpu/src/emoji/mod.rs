@@ -236,19 +236,27 @@ impl Model<CpuBackend> for EmojiModel {
     }
 }
 
+/// Burnpack `bytes` decoded into a record (named `source_name` in errors).
+fn record_from_bytes(bytes: Vec<u8>, source_name: &str) -> Result<ModuleRecord, EmojiError> {
+    ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes)).map_err(|e| {
+        EmojiError::Weights {
+            source_name: source_name.into(),
+            reason: e.to_string(),
+        }
+    })
+}
+
 /// `net` with its weights replaced by burnpack `bytes` (named `source_name` in errors).
 fn net_from_bytes(
     net: EmojiNet,
     bytes: Vec<u8>,
     source_name: &str,
 ) -> Result<EmojiNet, EmojiError> {
-    let bad = |reason: String| EmojiError::Weights {
-        source_name: source_name.into(),
-        reason,
-    };
-    let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
-        .map_err(|e| bad(e.to_string()))?;
-    net.try_load_record(record).map_err(|e| bad(e.to_string()))
+    net.try_load_record(record_from_bytes(bytes, source_name)?)
+        .map_err(|e| EmojiError::Weights {
+            source_name: source_name.into(),
+            reason: e.to_string(),
+        })
 }
 
 /// The network's weights as burnpack bytes.

@@ -374,8 +374,7 @@ impl Trainer {
             reason,
         };
         let mut trainer = Self::new(config, device);
-        let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
-            .map_err(|e| bad(e.to_string()))?;
+        let record = super::record_from_bytes(bytes, source_name)?;
         if record.is_empty() {
             return Err(bad("holds no tensors".into()));
         }
