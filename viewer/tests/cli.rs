@@ -516,12 +516,12 @@ fn train_writes_a_checkpoint_and_refuses_to_step_back() {
         path(dir.join("checkpoint")),
         path(dir.join("weights.bpk")),
     );
-    let train = |extra: &[&str]| {
-        let mut args = vec!["train", "--data", &data, "--checkpoint", &checkpoint];
-        args.extend_from_slice(extra);
-        chords(&args)
-    };
-    let out = train(&[
+    let out = chords(&[
+        "train",
+        "--data",
+        &data,
+        "--checkpoint",
+        &checkpoint,
         "--steps",
         "2",
         "--batch",

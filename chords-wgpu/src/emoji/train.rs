@@ -144,13 +144,12 @@ impl Batch {
 
     /// The squared error of `net`'s velocities summed over the batch and divided by
     /// `denominator` (the number of values in the whole batch, for its mean).
-    fn loss(&self, net: &EmojiNet, device: &Device, denominator: usize) -> Tensor<1> {
+    fn loss(self, net: &EmojiNet, device: &Device, denominator: usize) -> Tensor<1> {
         let b = self.len();
-        let x = Tensor::<4>::from_data(TensorData::new(self.x.clone(), [b, 3, 32, 32]), device);
-        let sigma = Tensor::<1>::from_data(TensorData::new(self.sigma.clone(), [b]), device);
-        let class = Tensor::<1, Int>::from_data(TensorData::new(self.class.clone(), [b]), device);
-        let target =
-            Tensor::<4>::from_data(TensorData::new(self.target.clone(), [b, 3, 32, 32]), device);
+        let x = Tensor::<4>::from_data(TensorData::new(self.x, [b, 3, 32, 32]), device);
+        let sigma = Tensor::<1>::from_data(TensorData::new(self.sigma, [b]), device);
+        let class = Tensor::<1, Int>::from_data(TensorData::new(self.class, [b]), device);
+        let target = Tensor::<4>::from_data(TensorData::new(self.target, [b, 3, 32, 32]), device);
         let v = net.forward(x, sigma, class);
         (v - target)
             .powi_scalar(2)
@@ -665,12 +664,17 @@ mod tests {
         );
     }
 
+    /// Eight pictures of noise from `seed`, labelled in turn with the first `classes` classes.
+    fn noise_pictures(seed: u64, classes: usize) -> Dataset {
+        Dataset {
+            images: chords::noise::gaussian(seed, 8 * NUMEL),
+            labels: (0..8).map(|i| i % classes).collect(),
+        }
+    }
+
     #[test]
     fn one_step_moves_the_average_by_one_minus_the_decay() {
-        let data = Dataset {
-            images: chords::noise::gaussian(3, 8 * NUMEL),
-            labels: (0..8).map(|i| i % 2).collect(),
-        };
+        let data = noise_pictures(3, 2);
         let config = TrainConfig {
             batch: 4,
             ema: 0.25,
@@ -713,10 +717,7 @@ mod tests {
     /// computed whole.
     #[test]
     fn threads_sum_to_the_gradient_of_the_whole_batch() {
-        let data = Dataset {
-            images: chords::noise::gaussian(4, 8 * NUMEL),
-            labels: (0..8).map(|i| i % 3).collect(),
-        };
+        let data = noise_pictures(4, 3);
         let config = TrainConfig {
             batch: 5,
             ..TrainConfig::default()
