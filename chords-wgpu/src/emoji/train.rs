@@ -781,11 +781,11 @@ mod tests {
         assert!(err.to_string().contains("bad.bpk"), "{err}");
     }
 
-    /// Weights without the middle attention and second middle block (those of the network
-    /// before they were added) load, and the network computes what the source network
-    /// computed; weights of another module are refused.
+    /// Weights without the middle attention, the second middle block and the coarse level
+    /// (those of the network before they were added) load, and the network computes what
+    /// the source network computed; weights of another module are refused.
     #[test]
-    fn weights_lacking_the_middle_blocks_start_as_the_network_they_came_from() {
+    fn weights_lacking_the_grown_blocks_start_as_the_network_they_came_from() {
         use burn::module::ParamGroup;
         use burn::tensor::Distribution;
         let device = super::super::cpu_device();
