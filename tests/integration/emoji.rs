@@ -156,6 +156,44 @@ fn training_resumes_exactly() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// Training steps on burn-wgpu (lavapipe here) compute what they compute on burn-ndarray:
+/// from the shipped weights, the same two steps give the same losses, the second one after
+/// an update, and the same held-out loss after them.
+#[test]
+fn training_on_wgpu_matches_ndarray() {
+    let data = Dataset {
+        images: noise::gaussian(11, 4 * NUMEL)
+            .iter()
+            .map(|v| v.clamp(-1.0, 1.0))
+            .collect(),
+        labels: vec![0, 2, 5, 7],
+    };
+    let config = TrainConfig {
+        batch: 2,
+        threads: 1,
+        ..TrainConfig::default()
+    };
+    let wgpu = Device::wgpu(burn::tensor::DeviceKind::default());
+    let run = |device: &Device| {
+        let mut trainer = Trainer::from_weights(config.clone(), device, weights(), "shipped")
+            .expect("shipped weights load");
+        let losses: Vec<f32> = (0..2).map(|_| trainer.step(&data).unwrap()).collect();
+        (losses, trainer.held_out_loss(&data).unwrap())
+    };
+    let ((cpu_losses, cpu_held), (gpu_losses, gpu_held)) = (run(&cpu_device()), run(&wgpu));
+    for (a, b) in cpu_losses.iter().zip(&gpu_losses) {
+        assert!(
+            (a - b).abs() < 1e-3 * a,
+            "step loss, ndarray {a} vs wgpu {b}"
+        );
+    }
+    assert!(
+        (cpu_held - gpu_held).abs() < 1e-3 * cpu_held,
+        "held-out loss after two steps, ndarray {cpu_held} vs wgpu {gpu_held}"
+    );
+    assert_ne!(cpu_losses[0], cpu_losses[1], "the batches differ");
+}
+
 /// Every output of an 8-core CHORDS run of T = 20 (the shipped weights, smileys), on `backend`.
 fn all_outputs<B: Backend, M: chords::Model<B>>(backend: &B, model: &M) -> Vec<Vec<f32>> {
     let solver = Arc::new(Euler::new(FlowSchedule::new(20, 1.0).unwrap()));

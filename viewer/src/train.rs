@@ -63,10 +63,44 @@ pub struct TrainArgs {
     #[arg(long)]
     pub export: Option<PathBuf>,
     /// Threads a step runs on, each computing the gradient of its part of the batch
-    /// (default: one per CPU core, at most --batch). A run resumed with another count
-    /// continues the same way up to rounding.
+    /// (default: one per CPU core, at most --batch, on `--backend cpu`; one on a GPU). A run
+    /// resumed with another count continues the same way up to rounding.
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Where the steps run. A checkpoint resumes on any of them.
+    #[arg(long, value_enum, default_value_t = TrainBackend::Cpu)]
+    pub backend: TrainBackend,
+}
+
+/// Where `chords train` runs its steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TrainBackend {
+    /// burn-ndarray on the CPU cores.
+    Cpu,
+    /// burn-wgpu on the first wgpu adapter (a GPU through Vulkan, Metal or DX12; lavapipe,
+    /// a software adapter, is far slower than `cpu`).
+    Wgpu,
+    /// burn-cuda on the first NVIDIA GPU (a build with `--features cuda`).
+    Cuda,
+}
+
+impl TrainBackend {
+    /// The burn device (refused when no adapter, or no CUDA support, is there) and its name.
+    fn device(self) -> Result<(burn::tensor::Device, &'static str)> {
+        Ok(match self {
+            Self::Cpu => (chords_wgpu::emoji::cpu_device(), "burn-ndarray"),
+            Self::Wgpu => {
+                let adapters =
+                    chords_wgpu::list_adapters(chords_wgpu::wgpu::Backends::all().with_env());
+                if adapters.is_empty() {
+                    bail!("--backend wgpu: no wgpu adapter found (see `chords adapters`)");
+                }
+                let device = burn::tensor::Device::wgpu(burn::tensor::DeviceKind::default());
+                (device, "burn-wgpu")
+            }
+            Self::Cuda => (chords_wgpu::emoji::cuda_device(0)?, "burn-cuda"),
+        })
+    }
 }
 
 /// Runs `chords train`.
@@ -74,9 +108,13 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     if args.batch == 0 || args.eval_every == 0 || args.save_every == 0 || args.threads == Some(0) {
         bail!("--batch, --eval-every, --save-every and --threads must be at least 1");
     }
+    // On a GPU one thread keeps the device busy; forked graphs would only queue behind it.
     let threads = args
         .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+        .unwrap_or_else(|| match args.backend {
+            TrainBackend::Cpu => std::thread::available_parallelism().map_or(1, usize::from),
+            TrainBackend::Wgpu | TrainBackend::Cuda => 1,
+        })
         .min(args.batch);
     if !(args.lr.is_finite() && args.lr > 0.0) {
         bail!("--lr must be a positive number, got {}", args.lr);
@@ -119,7 +157,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         threads,
         ..TrainConfig::default()
     };
-    let device = chords_wgpu::emoji::cpu_device();
+    let (device, device_name) = args.backend.device()?;
     let has_checkpoint = args.checkpoint.join("state.txt").exists();
     let mut trainer = match (args.resume, has_checkpoint) {
         (true, true) => Trainer::resume(config, &device, &args.checkpoint)?,
@@ -154,7 +192,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let log_path = args.checkpoint.join("loss.csv");
     let mut log = open_log(&log_path, trainer.steps())?;
     eprintln!(
-        "training on {} pictures ({} held out), from step {} to {}, on {threads} thread{}",
+        "training on {} pictures ({} held out), from step {} to {}, on {device_name}, {threads} thread{}",
         train.len(),
         held_out.len(),
         trainer.steps(),

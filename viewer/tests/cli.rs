@@ -453,16 +453,28 @@ fn bad_input_is_one_line_and_exit_code_2() {
             vec!["--cores"],
         ),
     ];
-    // A build without the `cuda` feature says how to get it.
-    let no_cuda = (
-        r(&["--backend", "cuda"]),
-        vec!["no CUDA support", "--features cuda"],
-    );
-    let cases = [
-        cases,
-        Vec::from_iter((!cfg!(feature = "cuda")).then_some(no_cuda)),
-    ]
-    .concat();
+    // A build without the `cuda` feature says how to get it, rendering or training.
+    let no_cuda = vec![
+        (
+            r(&["--backend", "cuda"]),
+            vec!["no CUDA support", "--features cuda"],
+        ),
+        (
+            vec![
+                "train".into(),
+                "--backend".into(),
+                "cuda".into(),
+                "--checkpoint".into(),
+                d("ck"),
+            ],
+            vec!["no CUDA support", "--features cuda"],
+        ),
+    ];
+    let cases = if cfg!(feature = "cuda") {
+        cases
+    } else {
+        [cases, no_cuda].concat()
+    };
     let before = snapshot(&dir);
     for (args, needles) in &cases {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
