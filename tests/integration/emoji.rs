@@ -110,17 +110,22 @@ fn missing_and_corrupt_weights_are_named() {
     );
 }
 
+/// A data set of seeded noise pictures (clamped to [-1, 1]), one per label.
+fn noise_dataset(seed: u64, labels: Vec<usize>) -> Dataset {
+    Dataset {
+        images: noise::gaussian(seed, labels.len() * NUMEL)
+            .iter()
+            .map(|v| v.clamp(-1.0, 1.0))
+            .collect(),
+        labels,
+    }
+}
+
 #[test]
 fn training_resumes_exactly() {
     // 24 random pictures in 3 classes; 4 steps straight vs 2 + save + resume + 2, each step
     // on two threads.
-    let data = Dataset {
-        images: noise::gaussian(9, 24 * NUMEL)
-            .iter()
-            .map(|v| v.clamp(-1.0, 1.0))
-            .collect(),
-        labels: (0..24).map(|i| i % 3).collect(),
-    };
+    let data = noise_dataset(9, (0..24).map(|i| i % 3).collect());
     let config = TrainConfig {
         batch: 4,
         threads: 2,
@@ -161,13 +166,7 @@ fn training_resumes_exactly() {
 /// an update, and the same held-out loss after them.
 #[test]
 fn training_on_wgpu_matches_ndarray() {
-    let data = Dataset {
-        images: noise::gaussian(11, 4 * NUMEL)
-            .iter()
-            .map(|v| v.clamp(-1.0, 1.0))
-            .collect(),
-        labels: vec![0, 2, 5, 7],
-    };
+    let data = noise_dataset(11, vec![0, 2, 5, 7]);
     let config = TrainConfig {
         batch: 2,
         threads: 1,
