@@ -67,7 +67,7 @@ pub struct TrainArgs {
     /// resumed with another count continues the same way up to rounding.
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Where the steps run. A checkpoint resumes on any of them.
+    /// Where the steps run.
     #[arg(long, value_enum, default_value_t = TrainBackend::Cpu)]
     pub backend: TrainBackend,
 }
