@@ -7,8 +7,9 @@
 //! last one is the sequential solve, bit for bit.
 //!
 //! The crate has no GPU dependency and does no I/O beyond `.npy` files:
-//! * [`schedule`]: flow-matching σ grids and VP schedules;
-//! * [`solver`]: one-step jumps as coefficient pairs ([`Euler`], [`Ddim`]);
+//! * [`schedule`]: flow-matching σ grids, VP schedules and σ grids of VP models;
+//! * [`solver`]: one-step jumps as coefficient pairs ([`Euler`], [`Ddim`], [`EulerDiscrete`]);
+//! * [`diffusers`]: the solver of a diffusers `scheduler_config.json`, exactly;
 //! * [`init`]: initialisation sequences and their output schedule;
 //! * [`sampler`]: [`Chords`] and [`Sequential`] as pure state machines;
 //! * the baselines [`Paradigms`] (sliding-window Picard iteration) and [`Srds`] (pipelined
@@ -41,6 +42,7 @@
 
 pub mod backend;
 mod cancel;
+pub mod diffusers;
 mod error;
 pub mod init;
 pub mod mixture;
@@ -63,6 +65,6 @@ pub use mixture::GaussianMixture;
 pub use model::{Model, ModelError};
 pub use run::{MAX_DEFAULT_THREADS, RunOptions, RunSummary, StopReason, residual, rmse, run};
 pub use sampler::{Chords, Event, Output, Paradigms, Request, Sampler, Sequential, Srds};
-pub use schedule::{BetaSchedule, FlowSchedule, Spacing, Timestep, VpSchedule};
-pub use solver::{Ddim, Euler, Jump, Prediction, Solver};
+pub use schedule::{BetaSchedule, FlowSchedule, SigmaSchedule, Spacing, Timestep, VpSchedule};
+pub use solver::{Ddim, Euler, EulerDiscrete, Jump, Prediction, Solver};
 pub use stop::StopRule;

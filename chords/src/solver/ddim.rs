@@ -7,6 +7,9 @@
 //! * x0: `ε̂ = (x - α_i·x̂_0)/s_i` → `a = s_j/s_i`, `b = α_j - s_j·α_i/s_i`;
 //! * v: `x̂_0 = α_i·x - s_i·v`, `ε̂ = s_i·x + α_i·v` → `a = α_j·α_i + s_j·s_i`,
 //!   `b = s_j·α_i - α_j·s_i`.
+//!
+//! `α_i, s_i` are those the step formula uses at `i` ([`VpSchedule::timestep`]); `α_j, s_j`
+//! those of the point it lands on ([`VpSchedule::point`]), as in diffusers' `step`.
 
 use super::{Jump, Prediction, Solver};
 use crate::error::{Error, Result};
@@ -59,6 +62,10 @@ impl Solver for Ddim {
         self.schedule.timestep(i)
     }
 
+    fn point(&self, i: usize) -> Timestep {
+        self.schedule.point(i)
+    }
+
     fn prediction(&self) -> Prediction {
         self.prediction
     }
@@ -68,10 +75,7 @@ impl Solver for Ddim {
             self.schedule.timestep(from).alpha,
             self.schedule.timestep(from).sigma,
         );
-        let (aj, sj) = (
-            self.schedule.timestep(to).alpha,
-            self.schedule.timestep(to).sigma,
-        );
+        let (aj, sj) = (self.schedule.point(to).alpha, self.schedule.point(to).sigma);
         match self.prediction {
             Prediction::Epsilon => Jump {
                 a: aj / ai,

@@ -7,9 +7,11 @@
 
 mod ddim;
 mod euler;
+mod euler_discrete;
 
 pub use ddim::Ddim;
 pub use euler::Euler;
+pub use euler_discrete::EulerDiscrete;
 
 use crate::schedule::Timestep;
 
@@ -47,6 +49,18 @@ pub trait Solver: Send + Sync + std::fmt::Debug {
     fn steps(&self) -> usize;
     /// The model input at grid index `i`.
     fn timestep(&self, i: usize) -> Timestep;
+    /// The point at grid index `i` as `x_i = alpha·x_data + sigma·ε` (its `t` is the
+    /// model input there). The same as [`timestep`](Self::timestep) except where a
+    /// scheduler's step lands elsewhere than its next evaluation assumes (diffusers' DDIM
+    /// when N_train/T is not whole).
+    fn point(&self, i: usize) -> Timestep {
+        self.timestep(i)
+    }
+    /// What the initial point is in units of unit Gaussian noise: `x_0 = scale·ε` (diffusers'
+    /// `init_noise_sigma` in the units of the latent the model sees; 1 for most solvers).
+    fn initial_noise_scale(&self) -> f64 {
+        1.0
+    }
     /// What the model must predict for this solver.
     fn prediction(&self) -> Prediction;
     /// Coefficients of the jump from index `from` to index `to`.
