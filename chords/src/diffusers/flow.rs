@@ -67,7 +67,9 @@ pub(super) fn euler(
             "only one of use_karras_sigmas and use_exponential_sigmas can be set",
         ));
     }
-    let terminal = fields.optional_number("shift_terminal")?.filter(|t| *t != 0.0);
+    let terminal = fields
+        .optional_number("shift_terminal")?
+        .filter(|t| *t != 0.0);
     if let Some(t) = terminal
         && !(t > 0.0 && t < 1.0)
     {

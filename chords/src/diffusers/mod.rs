@@ -15,9 +15,10 @@
 //! A config of another class (PNDM, DPM-Solver, UniPC, …) is sampled with one of these named
 //! in [`DiffusersOptions::solver`], as diffusers' `DDIMScheduler.from_config(config)` does.
 //!
-//! Where chords and diffusers differ in arithmetic: diffusers computes betas and `ᾱ` in
-//! float32 torch tensors, chords in f64 (the flow-matching grid is rounded to f32 where
-//! diffusers rounds it, so its σ and timesteps are diffusers' own values).
+//! The tables are diffusers' own numbers: betas, `ᾱ` and σ are computed in float32 the way
+//! torch computes them, and rounded to float32 where diffusers rounds (tested against
+//! diffusers 0.42.1 for every shipped config). Only the step coefficients themselves are
+//! computed in f64 from those tables, where diffusers multiplies float32 tensors.
 //!
 //! ```
 //! use chords::diffusers::{DiffusersOptions, SchedulerConfig, solver_from_config};
@@ -33,6 +34,7 @@
 
 mod config;
 mod flow;
+mod torch32;
 mod vp;
 
 pub use config::SchedulerConfig;
@@ -154,7 +156,8 @@ pub fn solver_from_config(
         Some(kind) => kind,
         None => config.kind()?,
     };
-    if kind != SchedulerKind::FlowMatchEuler && (options.mu.is_some() || options.image_seq_len.is_some())
+    if kind != SchedulerKind::FlowMatchEuler
+        && (options.mu.is_some() || options.image_seq_len.is_some())
     {
         return Err(ConfigError::Options(format!(
             "--mu and --image-seq-len set the dynamic shift of flow-matching configs; {} has none",
@@ -172,4 +175,185 @@ pub fn solver_from_config(
         kind,
         unknown_fields: fields.unknown(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build(
+        json: &str,
+        steps: usize,
+        options: &DiffusersOptions,
+    ) -> Result<FromConfig, ConfigError> {
+        solver_from_config(&SchedulerConfig::parse(json)?, steps, options)
+    }
+
+    fn error(json: &str, steps: usize, options: &DiffusersOptions) -> String {
+        match build(json, steps, options) {
+            Ok(_) => panic!("{json} built"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    const DDIM: &str = r#"{"_class_name": "DDIMScheduler", "clip_sample": false"#;
+
+    #[test]
+    fn not_json_or_not_an_object_is_refused() {
+        assert!(error("{", 10, &DiffusersOptions::default()).starts_with("not a JSON object"));
+        assert!(error("[1]", 10, &DiffusersOptions::default()).contains("an array"));
+    }
+
+    #[test]
+    fn other_classes_need_a_named_solver_and_say_why() {
+        let pndm = r#"{"_class_name": "PNDMScheduler", "clip_sample": false}"#;
+        let e = error(pndm, 10, &DiffusersOptions::default());
+        assert!(
+            e.contains("PNDMScheduler") && e.contains("multistep") && e.contains("--solver ddim"),
+            "{e}"
+        );
+        let e = error(
+            r#"{"_class_name": "EulerAncestralDiscreteScheduler"}"#,
+            10,
+            &DiffusersOptions::default(),
+        );
+        assert!(e.contains("stochastic"), "{e}");
+        let e = error("{}", 10, &DiffusersOptions::default());
+        assert!(e.contains("no `_class_name`"), "{e}");
+        let options = DiffusersOptions {
+            solver: Some(SchedulerKind::Ddim),
+            ..Default::default()
+        };
+        let built = build(pndm, 10, &options).unwrap();
+        assert_eq!(built.kind, SchedulerKind::Ddim);
+        assert!(built.unknown_fields.is_empty());
+    }
+
+    #[test]
+    fn non_linear_or_stochastic_features_are_refused_by_field() {
+        let none = DiffusersOptions::default();
+        // DDIM clips by default, as in diffusers.
+        let e = error(r#"{"_class_name": "DDIMScheduler"}"#, 10, &none);
+        assert!(e.starts_with("`clip_sample` = (default)"), "{e}");
+        let e = error(&format!(r#"{DDIM}, "thresholding": true}}"#), 10, &none);
+        assert!(e.starts_with("`thresholding` = true"), "{e}");
+        let e = error(
+            &format!(r#"{DDIM}, "beta_schedule": "sigmoid"}}"#),
+            10,
+            &none,
+        );
+        assert!(e.starts_with("`beta_schedule` = \"sigmoid\""), "{e}");
+        let e = error(
+            &format!(r#"{DDIM}, "timestep_spacing": "middle"}}"#),
+            10,
+            &none,
+        );
+        assert!(e.starts_with("`timestep_spacing` = \"middle\""), "{e}");
+        let e = error(
+            &format!(r#"{DDIM}, "num_train_timesteps": "many"}}"#),
+            10,
+            &none,
+        );
+        assert!(e.starts_with("`num_train_timesteps` = \"many\""), "{e}");
+        let e = error(
+            &format!(r#"{DDIM}, "rescale_betas_zero_snr": true, "timestep_spacing": "trailing"}}"#),
+            10,
+            &none,
+        );
+        assert!(
+            e.starts_with("`rescale_betas_zero_snr` = true") && e.contains("v_prediction"),
+            "{e}"
+        );
+        let flow =
+            r#"{"_class_name": "FlowMatchEulerDiscreteScheduler", "stochastic_sampling": true}"#;
+        assert!(error(flow, 10, &none).starts_with("`stochastic_sampling` = true"));
+        let flow = r#"{"_class_name": "FlowMatchEulerDiscreteScheduler", "invert_sigmas": true}"#;
+        assert!(error(flow, 10, &none).starts_with("`invert_sigmas` = true"));
+        let euler = r#"{"_class_name": "EulerDiscreteScheduler", "use_beta_sigmas": true}"#;
+        assert!(error(euler, 10, &none).starts_with("`use_beta_sigmas` = true"));
+        let trained = format!(r#"{DDIM}, "num_train_timesteps": 4, "trained_betas": [0.1, 0.2]}}"#);
+        assert!(error(&trained, 2, &none).contains("holds 2 betas"));
+    }
+
+    #[test]
+    fn step_counts_diffusers_cannot_take_are_refused() {
+        let none = DiffusersOptions::default();
+        assert!(
+            error(&format!("{DDIM}}}"), 1001, &none).contains("1 to num_train_timesteps (1000)")
+        );
+        assert!(error(&format!("{DDIM}}}"), 0, &none).contains("--steps 0"));
+        let trailing = format!(r#"{DDIM}, "timestep_spacing": "trailing"}}"#);
+        assert!(error(&trailing, 61, &none).contains("62 timesteps"));
+    }
+
+    #[test]
+    fn dynamic_shifting_needs_mu_and_only_it_takes_one() {
+        let flux =
+            r#"{"_class_name": "FlowMatchEulerDiscreteScheduler", "use_dynamic_shifting": true}"#;
+        assert!(error(flux, 10, &DiffusersOptions::default()).contains("--mu"));
+        // calculate_shift at the base length is base_shift: μ = 0.5.
+        let by_len = build(
+            flux,
+            10,
+            &DiffusersOptions {
+                image_seq_len: Some(256),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let by_mu = build(
+            flux,
+            10,
+            &DiffusersOptions {
+                mu: Some(0.5),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        for i in 0..=10 {
+            assert_eq!(by_len.solver.point(i), by_mu.solver.point(i));
+        }
+        let sd3 = r#"{"_class_name": "FlowMatchEulerDiscreteScheduler", "shift": 3.0}"#;
+        let e = error(
+            sd3,
+            10,
+            &DiffusersOptions {
+                mu: Some(0.5),
+                ..Default::default()
+            },
+        );
+        assert!(e.contains("use_dynamic_shifting false"), "{e}");
+        let e = error(
+            &format!("{DDIM}}}"),
+            10,
+            &DiffusersOptions {
+                mu: Some(0.5),
+                ..Default::default()
+            },
+        );
+        assert!(e.contains("DDIMScheduler has none"), "{e}");
+    }
+
+    #[test]
+    fn unknown_fields_are_listed_and_known_ones_are_not() {
+        let json = format!(
+            r#"{DDIM}, "skip_prk_steps": true, "colour": "blue", "_diffusers_version": "0.1"}}"#
+        );
+        let built = build(&json, 10, &DiffusersOptions::default()).unwrap();
+        assert_eq!(built.unknown_fields, vec!["colour".to_string()]);
+    }
+
+    #[test]
+    fn sd15_ddim_starts_at_981_and_ends_on_alpha_bar_zero() {
+        let sd15 = r#"{"_class_name": "DDIMScheduler", "beta_schedule": "scaled_linear",
+            "beta_start": 0.00085, "beta_end": 0.012, "clip_sample": false,
+            "set_alpha_to_one": false, "steps_offset": 1}"#;
+        let s = build(sd15, 50, &DiffusersOptions::default())
+            .unwrap()
+            .solver;
+        assert_eq!((s.timestep(0).t, s.timestep(49).t), (981.0, 1.0));
+        // set_alpha_to_one false: the last step lands on ᾱ[0] = 1 - β_0 (float32).
+        let ab0 = 1.0 - f64::from(0.00085f64.sqrt() as f32).powi(2);
+        assert!((s.point(50).alpha.powi(2) - ab0).abs() < 1e-7);
+    }
 }

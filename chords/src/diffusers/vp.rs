@@ -1,11 +1,10 @@
 //! `DDIMScheduler` and `EulerDiscreteScheduler`: VP models.
 
 use super::config::Fields;
+use super::torch32;
 use super::{ConfigError, MAX_TRAIN_TIMESTEPS};
 use crate::schedule::numpy::{arange_down, interp_index, linspace};
-use crate::schedule::{
-    BetaSchedule, SigmaSchedule, Spacing, VpSchedule, alphas_cumprod, rescale_zero_terminal_snr,
-};
+use crate::schedule::{BetaSchedule, SigmaSchedule, Spacing, VpSchedule};
 use crate::solver::{Ddim, EulerDiscrete, Prediction};
 
 /// `num_train_timesteps` (default 1000), bounded.
@@ -20,10 +19,10 @@ pub(super) fn train_steps(fields: &mut Fields<'_>) -> Result<usize, ConfigError>
     Ok(n as usize)
 }
 
-/// `ᾱ` of every training step: betas from `trained_betas` or `beta_schedule`, rescaled to
-/// zero terminal SNR when asked.
+/// `ᾱ` of every training step as diffusers' float32 tables hold it: betas from
+/// `trained_betas` or `beta_schedule`, rescaled to zero terminal SNR when asked.
 fn training_alphas_cumprod(fields: &mut Fields<'_>, n: usize) -> Result<Vec<f64>, ConfigError> {
-    let betas = match fields.numbers("trained_betas")? {
+    let betas: Vec<f32> = match fields.numbers("trained_betas")? {
         Some(betas) => {
             if betas.len() != n {
                 return Err(fields.refuse(
@@ -31,28 +30,33 @@ fn training_alphas_cumprod(fields: &mut Fields<'_>, n: usize) -> Result<Vec<f64>
                     format!("holds {} betas but num_train_timesteps is {n}", betas.len()),
                 ));
             }
-            betas
+            betas.iter().map(|&b| b as f32).collect()
         }
         None => {
             let (start, end) = (
                 fields.number("beta_start", 0.0001)?,
                 fields.number("beta_end", 0.02)?,
             );
-            let schedule = fields.text("beta_schedule", "linear")?;
-            let schedule = match schedule.as_str() {
-                "linear" => BetaSchedule::Linear { start, end },
+            match fields.text("beta_schedule", "linear")?.as_str() {
+                "linear" => torch32::linspace(start, end, n),
                 "scaled_linear" if start >= 0.0 && end >= 0.0 => {
-                    BetaSchedule::ScaledLinear { start, end }
+                    torch32::linspace(start.sqrt(), end.sqrt(), n)
+                        .into_iter()
+                        .map(|b| b * b)
+                        .collect()
                 }
-                "squaredcos_cap_v2" => BetaSchedule::SquaredCosCapV2,
+                "squaredcos_cap_v2" => BetaSchedule::SquaredCosCapV2
+                    .betas(n)
+                    .into_iter()
+                    .map(|b| b as f32)
+                    .collect(),
                 _ => {
                     return Err(fields.refuse(
                         "beta_schedule",
                         "supported: linear, scaled_linear (with betas ≥ 0), squaredcos_cap_v2",
                     ));
                 }
-            };
-            schedule.betas(n)
+            }
         }
     };
     if let Some(b) = betas.iter().find(|b| !(**b > 0.0 && **b < 1.0)) {
@@ -62,11 +66,14 @@ fn training_alphas_cumprod(fields: &mut Fields<'_>, n: usize) -> Result<Vec<f64>
         ));
     }
     let betas = if fields.flag("rescale_betas_zero_snr", false)? {
-        rescale_zero_terminal_snr(&betas)
+        torch32::rescale_zero_terminal_snr(&betas)
     } else {
         betas
     };
-    Ok(alphas_cumprod(&betas))
+    Ok(torch32::alphas_cumprod(&betas)
+        .into_iter()
+        .map(f64::from)
+        .collect())
 }
 
 /// `prediction_type` of a VP model.
@@ -78,7 +85,10 @@ fn prediction(fields: &mut Fields<'_>, sample_names: &[&str]) -> Result<Predicti
         s if sample_names.contains(&s) => Ok(Prediction::Sample),
         _ => Err(fields.refuse(
             "prediction_type",
-            format!("supported: epsilon, v_prediction, {}", sample_names.join(", ")),
+            format!(
+                "supported: epsilon, v_prediction, {}",
+                sample_names.join(", ")
+            ),
         )),
     }
 }
@@ -159,12 +169,12 @@ pub(super) fn euler_discrete(
         ab[n - 1] = 2f64.powi(-24);
     }
     let prediction = prediction(fields, &["sample", "original_sample"])?;
-    // σ of each training step, as float32 like diffusers' `np.array(… ** 0.5)`.
-    let train_sigmas: Vec<f64> = ab
+    // σ of each training step: `((1 - ᾱ) / ᾱ) ** 0.5` in float32, and its log (numpy, float32).
+    let train_sigmas: Vec<f64> = ab.iter().map(|&a| f64::from(sigma_of(a as f32))).collect();
+    let log_sigmas: Vec<f64> = train_sigmas
         .iter()
-        .map(|a| f32_round(((1.0 - a) / a).sqrt()))
+        .map(|&s| f64::from((s as f32).ln()))
         .collect();
-    let log_sigmas: Vec<f64> = train_sigmas.iter().map(|s| f32_round(s.ln())).collect();
 
     let spacing = fields.text("timestep_spacing", "linspace")?;
     let offset = fields.whole("steps_offset", 0)?;
@@ -197,22 +207,25 @@ pub(super) fn euler_discrete(
                 .collect()
         }
         _ => {
-            return Err(fields.refuse(
-                "timestep_spacing",
-                "supported: linspace, leading, trailing",
-            ));
+            return Err(fields.refuse("timestep_spacing", "supported: linspace, leading, trailing"));
         }
     };
     if let Some(t) = times.iter().find(|t| **t > (n - 1) as f64) {
         return Err(fields.refuse(
             "steps_offset",
-            format!("puts a timestep at {t}, past the last training step ({})", n - 1),
+            format!(
+                "puts a timestep at {t}, past the last training step ({})",
+                n - 1
+            ),
         ));
     }
 
     let interpolation = fields.text("interpolation_type", "linear")?;
     let mut sigmas: Vec<f64> = match interpolation.as_str() {
-        "linear" => times.iter().map(|&t| interp_index(t, &train_sigmas)).collect(),
+        "linear" => times
+            .iter()
+            .map(|&t| interp_index(t, &train_sigmas))
+            .collect(),
         // diffusers: T + 1 log-spaced sigmas (torch.linspace in float32) before the final one
         // is appended; the T steps then end on the smallest of them.
         "log_linear" => linspace(log_sigmas[n - 1], log_sigmas[0], steps + 1)
@@ -220,10 +233,7 @@ pub(super) fn euler_discrete(
             .map(|l| f32_round(f32_round(l).exp()))
             .collect(),
         _ => {
-            return Err(fields.refuse(
-                "interpolation_type",
-                "supported: linear, log_linear",
-            ));
+            return Err(fields.refuse("interpolation_type", "supported: linear, log_linear"));
         }
     };
     let karras = fields.flag("use_karras_sigmas", false)?;
@@ -261,7 +271,7 @@ pub(super) fn euler_discrete(
     }
     let last = match fields.text("final_sigmas_type", "zero")?.as_str() {
         "zero" => 0.0,
-        "sigma_min" => ((1.0 - ab[0]) / ab[0]).sqrt(),
+        "sigma_min" => f64::from(sigma_of(ab[0] as f32)),
         _ => return Err(fields.refuse("final_sigmas_type", "supported: zero, sigma_min")),
     };
     if sigmas.len() == steps {
@@ -285,7 +295,8 @@ pub(super) fn euler_discrete(
     let init_noise_sigma = if matches!(spacing.as_str(), "linspace" | "trailing") {
         max_sigma
     } else {
-        f32_round((max_sigma * max_sigma + 1.0).sqrt())
+        let m = max_sigma as f32;
+        f64::from((m * m + 1.0).sqrt())
     };
     Ok(EulerDiscrete::new(
         SigmaSchedule::new(sigmas, times, init_noise_sigma)?,
@@ -308,7 +319,9 @@ pub(super) fn karras_sigmas(lo: f64, hi: f64, steps: usize) -> Vec<f64> {
 fn sigma_to_t(sigma: f64, log_sigmas: &[f64]) -> f64 {
     let log_sigma = sigma.max(1e-10).ln();
     let below = log_sigmas.iter().filter(|&&l| log_sigma - l >= 0.0).count();
-    let low_idx = below.saturating_sub(1).min(log_sigmas.len().saturating_sub(2));
+    let low_idx = below
+        .saturating_sub(1)
+        .min(log_sigmas.len().saturating_sub(2));
     let high_idx = (low_idx + 1).min(log_sigmas.len() - 1);
     let (low, high) = (log_sigmas[low_idx], log_sigmas[high_idx]);
     let w = if low == high {
@@ -317,6 +330,11 @@ fn sigma_to_t(sigma: f64, log_sigmas: &[f64]) -> f64 {
         ((low - log_sigma) / (low - high)).clamp(0.0, 1.0)
     };
     (1.0 - w) * low_idx as f64 + w * high_idx as f64
+}
+
+/// `((1 - ᾱ) / ᾱ) ** 0.5` in float32.
+fn sigma_of(alpha_bar: f32) -> f32 {
+    ((1.0 - alpha_bar) / alpha_bar).sqrt()
 }
 
 /// `x` rounded to float32, where diffusers stores a value as float32.

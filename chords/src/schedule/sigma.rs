@@ -40,7 +40,10 @@ impl SigmaSchedule {
             )));
         }
         let steps = times.len();
-        if let Some(s) = sigmas[..steps].iter().find(|s| !(s.is_finite() && **s > 0.0)) {
+        if let Some(s) = sigmas[..steps]
+            .iter()
+            .find(|s| !(s.is_finite() && **s > 0.0))
+        {
             return Err(Error::Config(format!(
                 "the σ of an evaluated point must be finite and positive, got {s}"
             )));
@@ -52,7 +55,9 @@ impl SigmaSchedule {
             )));
         }
         if let Some(t) = times.iter().find(|t| !t.is_finite()) {
-            return Err(Error::Config(format!("time inputs must be finite, got {t}")));
+            return Err(Error::Config(format!(
+                "time inputs must be finite, got {t}"
+            )));
         }
         if !(init_noise_sigma.is_finite() && init_noise_sigma > 0.0) {
             return Err(Error::Config(format!(

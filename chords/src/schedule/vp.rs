@@ -54,7 +54,11 @@ impl BetaSchedule {
                 a + (b - a) * k as f64 / (train_steps - 1) as f64
             }
         };
-        let cosine = |t: f64| ((t + 0.008) / 1.008 * std::f64::consts::FRAC_PI_2).cos().powi(2);
+        let cosine = |t: f64| {
+            ((t + 0.008) / 1.008 * std::f64::consts::FRAC_PI_2)
+                .cos()
+                .powi(2)
+        };
         let n = train_steps as f64;
         (0..train_steps)
             .map(|k| match *self {
@@ -218,7 +222,9 @@ impl VpSchedule {
         train_steps: usize,
     ) -> Result<Self> {
         if train_steps == 0 {
-            return Err(Error::Config("num_train_timesteps must be at least 1".into()));
+            return Err(Error::Config(
+                "num_train_timesteps must be at least 1".into(),
+            ));
         }
         let betas = betas.betas(train_steps);
         if betas.iter().any(|b| !(*b > 0.0 && *b < 1.0)) {
@@ -394,7 +400,11 @@ mod tests {
     #[test]
     fn cosine_betas_follow_the_closed_form() {
         let b = BetaSchedule::SquaredCosCapV2.betas(4);
-        let f = |t: f64| ((t + 0.008) / 1.008 * std::f64::consts::FRAC_PI_2).cos().powi(2);
+        let f = |t: f64| {
+            ((t + 0.008) / 1.008 * std::f64::consts::FRAC_PI_2)
+                .cos()
+                .powi(2)
+        };
         assert!((b[1] - (1.0 - f(0.5) / f(0.25))).abs() < 1e-15);
         // ᾱ(1) = cos²(π/2) ≈ 0: the last beta is capped.
         assert_eq!(b[3], 0.999);

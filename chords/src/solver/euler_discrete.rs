@@ -117,7 +117,10 @@ mod tests {
                 let want = diffusers_step(p, xt, out, sigmas[i], sigmas[j]);
                 let jump = e.jump(i, j);
                 let got = (jump.a * s.scale(i) * xt + jump.b * out) / s.scale(j);
-                assert!((got - want).abs() < 1e-12, "{p:?} {i}->{j}: {got} vs {want}");
+                assert!(
+                    (got - want).abs() < 1e-12,
+                    "{p:?} {i}->{j}: {got} vs {want}"
+                );
             }
         }
     }
