@@ -25,6 +25,25 @@ pub fn gaussian(seed: u64, n: usize) -> Vec<f32> {
     out
 }
 
+/// Turns unit Gaussian noise into a solver's initial point in place: times
+/// [`Solver::initial_noise_scale`](crate::Solver::initial_noise_scale) (diffusers'
+/// `init_noise_sigma`), which is 1, and leaves the noise bit for bit, for most solvers.
+///
+/// ```
+/// use chords::{Euler, FlowSchedule};
+/// let mut x = chords::noise::gaussian(1, 4);
+/// let before = x.clone();
+/// chords::noise::scale_to_initial(&Euler::new(FlowSchedule::new(10, 1.0).unwrap()), &mut x);
+/// assert_eq!(x, before);
+/// ```
+pub fn scale_to_initial(solver: &dyn crate::Solver, noise: &mut [f32]) {
+    let scale = solver.initial_noise_scale();
+    if scale != 1.0 {
+        let scale = scale as f32;
+        noise.iter_mut().for_each(|v| *v *= scale);
+    }
+}
+
 /// SplitMix64: a small seeded generator whose whole state is one number (so a training
 /// checkpoint can store it).
 ///

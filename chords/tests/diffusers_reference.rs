@@ -44,6 +44,12 @@ fn kind(name: &str) -> SchedulerKind {
     }
 }
 
+/// The sigmas a case's pipeline passes to `set_timesteps` (FluxPipeline's), if any.
+fn pipeline_sigmas(case: &Value, steps: usize) -> Option<Vec<f64>> {
+    (case.get("pipeline_sigmas").and_then(Value::as_str) == Some("flux"))
+        .then(|| chords::diffusers::flux_pipeline_sigmas(steps))
+}
+
 fn numbers(v: &Value) -> Vec<f64> {
     v.as_array()
         .expect("array")
@@ -74,6 +80,7 @@ fn grids_and_time_inputs_equal_diffusers() {
         let mut options = DiffusersOptions::default();
         options.solver = Some(solver_kind);
         options.mu = case.get("mu").and_then(Value::as_f64);
+        options.sigmas = pipeline_sigmas(case, steps);
         let built = solver_from_config(&config(case), steps, &options)
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         let solver = built.solver;
@@ -259,6 +266,7 @@ fn sequential_solve_equals_diffusers_loops_and_chords_keeps_its_guarantee() {
         let mut options = DiffusersOptions::default();
         options.solver = Some(kind(case["solver"].as_str().expect("solver")));
         options.mu = case.get("mu").and_then(Value::as_f64);
+        options.sigmas = pipeline_sigmas(case, steps);
         let solver = solver_from_config(&config(case), steps, &options)
             .expect("config builds")
             .solver;

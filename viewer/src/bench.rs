@@ -15,8 +15,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use chords::{
-    CpuBackend, CpuLatent, Euler, Event, FlowSchedule, GaussianMixture, InitSequence, InitStrategy,
-    Model, Prediction, RunOptions, Solver, StopRule, noise, planner, run,
+    CpuBackend, CpuLatent, Event, GaussianMixture, InitSequence, InitStrategy, Model, Prediction,
+    RunOptions, Solver, StopRule, noise, planner, run,
 };
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -44,6 +44,10 @@ pub struct BenchArgs {
     /// Emoji weights (default: the shipped ones).
     #[arg(long, value_name = "FILE")]
     pub weights: Option<PathBuf>,
+    /// The solver every model is sampled with (default: Euler on chords's flow grid; a VP
+    /// solver or config measures the mixture only, the emoji model being a flow model).
+    #[command(flatten)]
+    pub solver: crate::solver::SolverArgs,
     /// Print the rows as JSON instead of the markdown table.
     #[arg(long)]
     pub json: bool,
@@ -170,16 +174,22 @@ pub fn run_bench(args: &BenchArgs) -> Result<()> {
     if let Some(k) = args.cores.iter().find(|&&k| k > args.steps) {
         bail!("{k} cores need at least {k} steps, got {}", args.steps);
     }
+    let solver = args.solver.build(args.steps)?.solver;
+    if solver.prediction() != Prediction::Velocity && args.models.contains(&BenchModel::Emoji) {
+        bail!(
+            "the emoji model is a flow-matching model; with a VP solver bench the mixture alone \
+             (--models mixture)"
+        );
+    }
     fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
-    let solver: Arc<dyn Solver> = Arc::new(Euler::new(FlowSchedule::new(args.steps, 1.0)?));
     let mut rows = Vec::new();
     let mut curves = Vec::new();
     for &model in &args.models {
         match model {
             BenchModel::Mixture => {
                 let (means, shape) = chords::mixture::demo_means();
-                let mixture = GaussianMixture::new(means, shape, 0.05, Prediction::Velocity)?;
+                let mixture = GaussianMixture::new(means, shape, 0.05, solver.prediction())?;
                 let latent = mixture.latent_shape().to_vec();
                 bench_model(
                     "mixture",
@@ -242,7 +252,11 @@ fn bench_model<M: Model<CpuBackend>>(
 ) -> Result<()> {
     let steps = args.steps;
     let seeds: Vec<Vec<f32>> = (0..args.samples as u64)
-        .map(|s| noise::gaussian(s, latent.iter().product()))
+        .map(|s| {
+            let mut x = noise::gaussian(s, latent.iter().product());
+            noise::scale_to_initial(solver.as_ref(), &mut x);
+            x
+        })
         .collect();
     let mut plans = Vec::new();
     for &k in &args.cores {

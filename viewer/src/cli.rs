@@ -54,8 +54,8 @@ pub struct ScheduleArgs {
     #[arg(long, value_name = "X")]
     pub speedup: Option<f64>,
     /// With --strategy optimal: score candidate sequences on short runs of the model
-    /// itself (the render's model; for `plan`, the built-in mixture) instead of a cheap
-    /// test ODE.
+    /// itself (the render's model; for `plan`, the built-in mixture on the solver's grid)
+    /// instead of a cheap test ODE.
     #[arg(long)]
     pub calibrate: bool,
 }
@@ -78,6 +78,9 @@ pub struct PlanArgs {
     /// Steps, cores, sequence.
     #[command(flatten)]
     pub schedule: ScheduleArgs,
+    /// The solver whose grid `--json` lists (and `--calibrate` runs on).
+    #[command(flatten)]
+    pub solver: crate::solver::SolverArgs,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -94,15 +97,6 @@ pub enum SamplerKind {
     Paradigms,
     /// SRDS: pipelined Parareal with --cores blocks (--tolerance, default 1e-3).
     Srds,
-}
-
-/// Solvers (and so the model's parameterisation).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SolverKind {
-    /// Flow matching: Euler on the σ grid, the model predicts the velocity.
-    Euler,
-    /// Variance preserving: DDIM (η = 0).
-    Ddim,
 }
 
 /// Models.
@@ -137,35 +131,6 @@ pub enum DevicesKind {
     PerCore,
 }
 
-/// What a VP model predicts (DDIM only).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum PredictionKind {
-    /// The noise ε.
-    Epsilon,
-    /// v = α·ε − σ·x0.
-    V,
-    /// The clean sample x0.
-    Sample,
-}
-
-/// Beta schedules (DDIM only).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum BetasKind {
-    /// Linear 1e-4 to 0.02 (DDPM).
-    Linear,
-    /// Scaled linear 0.00085 to 0.012 (Stable Diffusion).
-    ScaledLinear,
-}
-
-/// Timestep spacing (DDIM only).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SpacingKind {
-    /// diffusers "leading" (steps_offset 0).
-    Leading,
-    /// diffusers "trailing": starts at the last training step.
-    Trailing,
-}
-
 /// Spread of each mixture component when `--sigma-data` is not given.
 pub const DEFAULT_SIGMA_DATA: f64 = 0.05;
 
@@ -175,8 +140,8 @@ pub struct RenderArgs {
     /// Steps, cores, sequence.
     #[command(flatten)]
     pub schedule: ScheduleArgs,
-    /// The model (default: emoji; mixture when --means, --sigma-data or --solver ddim is
-    /// given).
+    /// The model (default: emoji; mixture when --means or --sigma-data is given or the
+    /// solver is a VP one).
     #[arg(long, value_enum)]
     pub model: Option<ModelKind>,
     /// Emoji class: smileys, people, animals, food, travel, activities, objects, symbols, flags.
@@ -200,22 +165,11 @@ pub struct RenderArgs {
     /// Convergence tolerance of the paradigms and srds samplers.
     #[arg(long)]
     pub tolerance: Option<f64>,
-    /// The solver: euler (flow matching) or ddim (variance preserving).
-    #[arg(long, value_enum, default_value_t = SolverKind::Euler)]
-    pub solver: SolverKind,
-    /// Flow-matching σ shift (euler).
-    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
-    pub shift: f64,
-    /// What the model predicts (ddim).
-    #[arg(long, value_enum, default_value_t = PredictionKind::Epsilon)]
-    pub prediction: PredictionKind,
-    /// Beta schedule (ddim).
-    #[arg(long, value_enum, default_value_t = BetasKind::Linear)]
-    pub betas: BetasKind,
-    /// Timestep spacing (ddim).
-    #[arg(long, value_enum, default_value_t = SpacingKind::Trailing)]
-    pub spacing: SpacingKind,
-    /// Initial noise, a float32 .npy of shape (C, H, W).
+    /// The solver and its grid.
+    #[command(flatten)]
+    pub solver: crate::solver::SolverArgs,
+    /// Initial noise, a float32 .npy of shape (C, H, W): unit Gaussian noise, scaled by the
+    /// solver as its scheduler does (diffusers' init_noise_sigma).
     #[arg(long, value_name = "X.npy", conflicts_with = "seed")]
     pub x0: Option<PathBuf>,
     /// Seed of the initial noise (when --x0 is not given).
@@ -253,13 +207,14 @@ pub struct RenderArgs {
 
 impl RenderArgs {
     /// The model: `--model`, or the mixture when a mixture-only option (`--means`,
-    /// `--sigma-data`, `--solver ddim`) is given, else the emoji model.
-    pub fn model(&self) -> ModelKind {
+    /// `--sigma-data`) is given or the solver's model `prediction` is not a flow velocity,
+    /// else the emoji model.
+    pub fn model(&self, prediction: chords::Prediction) -> ModelKind {
         match self.model {
             Some(model) => model,
             None if self.means.is_some()
                 || self.sigma_data.is_some()
-                || self.solver == SolverKind::Ddim =>
+                || prediction != chords::Prediction::Velocity =>
             {
                 ModelKind::Mixture
             }

@@ -12,6 +12,7 @@ mod plan;
 mod plot;
 mod raster;
 mod render;
+mod solver;
 mod train;
 mod view;
 

@@ -1,13 +1,11 @@
-//! `chords plan`: the output schedule of an initialisation sequence, no model involved.
+//! `chords plan`: the output schedule of an initialisation sequence, and the solver's grid
+//! (no model involved unless `--calibrate`).
 
 use std::io::Write;
-use std::sync::Arc;
 
 use anyhow::{Result, bail};
 use chords::planner::{self, ModelScorer, Scorer};
-use chords::{
-    Euler, FlowSchedule, GaussianMixture, InitSequence, InitStrategy, Prediction, Solver,
-};
+use chords::{GaussianMixture, InitSequence, InitStrategy, Solver};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
@@ -63,17 +61,6 @@ fn optimal(args: &ScheduleArgs, calibration: Option<&mut dyn Scorer>) -> Result<
         Some(scorer) if args.calibrate => {
             planner::plan(steps, cores, speedup, scorer, &mut progress)?
         }
-        _ if args.calibrate => {
-            // `chords plan --calibrate`: the built-in mixture is the model.
-            let (means, shape) = chords::mixture::demo_means();
-            let model = GaussianMixture::new(means, shape, 0.5, Prediction::Velocity)?;
-            let solver: Arc<dyn Solver> = Arc::new(Euler::new(FlowSchedule::new(steps, 1.0)?));
-            let starts = (0..2)
-                .map(|s| chords::noise::gaussian(s, model.latent_shape().iter().product()))
-                .collect();
-            let mut scorer = ModelScorer::new(&model, solver, starts)?;
-            planner::plan(steps, cores, speedup, &mut scorer, &mut progress)?
-        }
         _ => {
             let surrogate = planner::Surrogate::new(steps)?;
             let mut scorer = surrogate.scorer()?;
@@ -86,7 +73,24 @@ fn optimal(args: &ScheduleArgs, calibration: Option<&mut dyn Scorer>) -> Result<
 
 /// Prints the plan as a table or as JSON.
 pub fn run(args: &PlanArgs) -> Result<()> {
-    let plan = sequence(&args.schedule, None)?.plan();
+    let solver = args.solver.build(args.schedule.steps)?.solver;
+    let seq = if args.schedule.calibrate {
+        // `chords plan --calibrate`: the built-in mixture is the model, on the solver's grid.
+        let (means, shape) = chords::mixture::demo_means();
+        let model = GaussianMixture::new(means, shape, 0.5, solver.prediction())?;
+        let starts = (0..2)
+            .map(|s| {
+                let mut x = chords::noise::gaussian(s, model.latent_shape().iter().product());
+                chords::noise::scale_to_initial(solver.as_ref(), &mut x);
+                x
+            })
+            .collect();
+        let mut scorer = ModelScorer::new(&model, solver.clone(), starts)?;
+        sequence(&args.schedule, Some(&mut scorer))?
+    } else {
+        sequence(&args.schedule, None)?
+    };
+    let plan = seq.plan();
     let mut out = std::io::stdout().lock();
     if args.json {
         let hits: Vec<_> = plan
@@ -100,6 +104,7 @@ pub fn run(args: &PlanArgs) -> Result<()> {
             "init": plan.starts,
             "preview_round": plan.preview_round,
             "hits": hits,
+            "grid": grid(solver.as_ref()),
         });
         writeln!(out, "{json}")?;
         return Ok(());
@@ -129,4 +134,17 @@ pub fn run(args: &PlanArgs) -> Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// Every grid point of `solver`, the end included: the model's time input there (`null` at
+/// the end, never evaluated) and the point's `x = alpha·x_data + sigma·ε`.
+pub fn grid(solver: &dyn Solver) -> serde_json::Value {
+    let points: Vec<_> = (0..=solver.steps())
+        .map(|i| {
+            let p = solver.point(i);
+            let t = (i < solver.steps()).then_some(p.t);
+            json!({"index": i, "timestep": t, "alpha": p.alpha, "sigma": p.sigma})
+        })
+        .collect();
+    json!(points)
 }

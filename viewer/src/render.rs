@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use chords::planner::{ModelScorer, Scorer};
 use chords::{
-    Backend, BetaSchedule, CancelToken, Chords, CpuBackend, Ddim, Euler, Event, FlowSchedule,
-    GaussianMixture, InitSequence, Model, Paradigms, Prediction, RunOptions, RunSummary, Sampler,
-    Sequential, Solver, Spacing, Srds, StopReason, StopRule, VpSchedule,
+    Backend, CancelToken, Chords, CpuBackend, Event, GaussianMixture, InitSequence, Model,
+    Paradigms, Prediction, RunOptions, RunSummary, Sampler, Sequential, Solver, Srds, StopReason,
+    StopRule,
 };
 use chords_wgpu::emoji::{EmojiModel, GpuEmojiModel};
 use chords_wgpu::{DevicePool, DeviceSharing, GpuMixture, PoolOptions, WgpuBackend, WgpuError};
@@ -18,8 +18,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 
 use crate::cli::{
-    BackendKind, BetasKind, DEFAULT_SIGMA_DATA, DevicesKind, ModelKind, PredictionKind, RenderArgs,
-    SamplerKind, SolverKind, SpacingKind,
+    BackendKind, DEFAULT_SIGMA_DATA, DevicesKind, ModelKind, RenderArgs, SamplerKind,
 };
 use crate::files::OutDir;
 use crate::frames::{Frame, FrameLog, Pictures};
@@ -28,6 +27,9 @@ use crate::plan;
 /// Everything a run needs, validated before any work starts or any file is written.
 pub(crate) struct Job {
     pub solver: Arc<dyn Solver>,
+    /// The solver's name and the scheduler config it follows (for the report).
+    pub solver_name: &'static str,
+    pub scheduler_config: Option<(std::path::PathBuf, Option<String>)>,
     pub model: ModelChoice,
     pub latent_shape: Vec<usize>,
     pub x0: Vec<f32>,
@@ -168,8 +170,9 @@ fn emoji_model(args: &RenderArgs) -> Result<EmojiModel> {
 /// Checks the arguments and builds everything a run needs; writes nothing.
 pub(crate) fn prepare(args: &RenderArgs, own: Option<OwnDevice>) -> Result<Job> {
     let stop: StopRule = args.stop.parse()?;
-    let solver = solver(args)?;
-    let model = match args.model() {
+    let chosen = args.solver.build(args.schedule.steps)?;
+    let solver = chosen.solver.clone();
+    let model = match args.model(solver.prediction()) {
         ModelKind::Mixture => {
             let (means, means_shape) = load_means(args)?;
             if args.backend == BackendKind::Cuda {
@@ -189,8 +192,11 @@ pub(crate) fn prepare(args: &RenderArgs, own: Option<OwnDevice>) -> Result<Job> 
             if args.sigma_data.is_some() {
                 bail!("--sigma-data belongs to --model mixture");
             }
-            if args.solver != SolverKind::Euler {
-                bail!("the emoji model is a flow-matching model: use --solver euler");
+            if solver.prediction() != Prediction::Velocity {
+                bail!(
+                    "the emoji model is a flow-matching model: use --solver euler or a \
+                     FlowMatchEulerDiscreteScheduler config"
+                );
             }
             ModelChoice::Emoji(Box::new(emoji_model(args)?))
         }
@@ -199,7 +205,8 @@ pub(crate) fn prepare(args: &RenderArgs, own: Option<OwnDevice>) -> Result<Job> 
         ModelChoice::Mixture(m) => m.latent_shape().to_vec(),
         ModelChoice::Emoji(_) => chords_wgpu::emoji::SHAPE.to_vec(),
     };
-    let x0 = initial_noise(args, &latent_shape)?;
+    let mut x0 = initial_noise(args, &latent_shape)?;
+    chords::noise::scale_to_initial(solver.as_ref(), &mut x0);
     let method = if args.schedule.calibrate {
         // Candidates are scored on this very model and starting point, on the CPU.
         let solver = solver.clone();
@@ -272,6 +279,8 @@ pub(crate) fn prepare(args: &RenderArgs, own: Option<OwnDevice>) -> Result<Job> 
     }
     Ok(Job {
         solver,
+        solver_name: chosen.name,
+        scheduler_config: chosen.config,
         model,
         latent_shape,
         x0,
@@ -579,7 +588,10 @@ fn write_outputs(
     let mut report = json!({
         "sampler": run.sampler,
         "model": job.model.describe(args, job.pool.is_some()),
-        "solver": format!("{:?}", args.solver).to_lowercase(),
+        "solver": job.solver_name,
+        "scheduler_config": job.scheduler_config.as_ref().map(|(path, class)| {
+            json!({"file": path.display().to_string(), "class": class})
+        }),
         "steps": args.schedule.steps,
         "cores": job.cores,
         "init": job.method.init().map(|i| i.starts().to_vec()),
@@ -614,36 +626,6 @@ fn write_outputs(
     Ok(report)
 }
 
-/// The solver the arguments select.
-fn solver(args: &RenderArgs) -> Result<Arc<dyn Solver>> {
-    let steps = args.schedule.steps;
-    if steps == 0 {
-        bail!("--steps must be at least 1");
-    }
-    Ok(match args.solver {
-        SolverKind::Euler => Arc::new(Euler::new(FlowSchedule::new(steps, args.shift)?)),
-        SolverKind::Ddim => {
-            let betas = match args.betas {
-                BetasKind::Linear => BetaSchedule::LINEAR,
-                BetasKind::ScaledLinear => BetaSchedule::SCALED_LINEAR,
-            };
-            let spacing = match args.spacing {
-                SpacingKind::Leading => Spacing::Leading { offset: 0 },
-                SpacingKind::Trailing => Spacing::Trailing,
-            };
-            let prediction = match args.prediction {
-                PredictionKind::Epsilon => Prediction::Epsilon,
-                PredictionKind::V => Prediction::V,
-                PredictionKind::Sample => Prediction::Sample,
-            };
-            Arc::new(Ddim::new(
-                VpSchedule::new(steps, betas, spacing)?,
-                prediction,
-            )?)
-        }
-    })
-}
-
 /// The mixture means: `--means` (M, C, H, W) or the built-in pictures.
 fn load_means(args: &RenderArgs) -> Result<(Vec<f32>, Vec<usize>)> {
     let Some(path) = &args.means else {
@@ -660,7 +642,7 @@ fn load_means(args: &RenderArgs) -> Result<(Vec<f32>, Vec<usize>)> {
     Ok((array.data, array.shape))
 }
 
-/// The initial latent: `--x0` (checked against the means' shape) or seeded Gaussian noise.
+/// `--x0` (checked against the latent's shape) or seeded unit Gaussian noise.
 fn initial_noise(args: &RenderArgs, shape: &[usize]) -> Result<Vec<f32>> {
     let Some(path) = &args.x0 else {
         return Ok(chords::noise::gaussian(args.seed, shape.iter().product()));

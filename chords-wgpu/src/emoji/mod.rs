@@ -209,7 +209,7 @@ impl EmojiModel {
 impl Model<CpuBackend> for EmojiModel {
     fn evaluate(&self, _core: usize, x: &CpuLatent, t: &Timestep) -> Result<CpuLatent, ModelError> {
         let mut v = self
-            .velocities(&[x.as_slice()], &[t.t])
+            .velocities(&[x.as_slice()], &[t.sigma])
             .map_err(|e| ModelError::new(e.to_string()))?;
         v.pop()
             .map(CpuLatent::from)
@@ -221,7 +221,7 @@ impl Model<CpuBackend> for EmojiModel {
         requests: &[Request<CpuLatent>],
     ) -> Vec<Result<CpuLatent, ModelError>> {
         let latents: Vec<&[f32]> = requests.iter().map(|r| r.latent.as_slice()).collect();
-        let sigmas: Vec<f64> = requests.iter().map(|r| r.timestep.t).collect();
+        let sigmas: Vec<f64> = requests.iter().map(|r| r.timestep.sigma).collect();
         match self.velocities(&latents, &sigmas) {
             Ok(v) => v.into_iter().map(|v| Ok(CpuLatent::from(v))).collect(),
             Err(e) => requests

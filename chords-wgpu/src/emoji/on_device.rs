@@ -202,7 +202,7 @@ impl Model<WgpuBackend> for GpuEmojiModel {
         requests: &[Request<GpuLatent>],
     ) -> Vec<Result<GpuLatent, ModelError>> {
         let latents: Vec<&GpuLatent> = requests.iter().map(|r| &r.latent).collect();
-        let sigmas: Vec<f64> = requests.iter().map(|r| r.timestep.t).collect();
+        let sigmas: Vec<f64> = requests.iter().map(|r| r.timestep.sigma).collect();
         match self.velocities(&latents, &sigmas) {
             Ok(v) => v.into_iter().map(Ok).collect(),
             Err(e) => requests

@@ -86,16 +86,45 @@ pub(super) fn euler(
     } as f64;
     let sigma_max = if dynamic { 1.0 } else { shifted32(1.0) } as f64;
 
-    // set_timesteps (numpy float64, then float32).
-    let mut sigmas: Vec<f64> = linspace(sigma_max * n as f64, sigma_min * n as f64, steps)
-        .into_iter()
-        .map(|t| t / n as f64)
-        .collect();
+    // set_timesteps: the sigmas given (FluxPipeline's), which numpy keeps in float32, or
+    // linspace from σ_max to σ_min in float64.
+    let given = options.sigmas.is_some();
+    let mut sigmas: Vec<f64> = match &options.sigmas {
+        Some(given) => {
+            if given.len() != steps {
+                return Err(ConfigError::Options(format!(
+                    "{} sigmas given for {steps} steps",
+                    given.len()
+                )));
+            }
+            if let Some(bad) = given.iter().find(|s| !(**s > 0.0 && **s <= 1.0)) {
+                return Err(ConfigError::Options(format!(
+                    "given sigmas must lie in (0, 1], got {bad}"
+                )));
+            }
+            given.iter().map(|&s| f64::from(s as f32)).collect()
+        }
+        None => linspace(sigma_max * n as f64, sigma_min * n as f64, steps)
+            .into_iter()
+            .map(|t| t / n as f64)
+            .collect(),
+    };
     for s in &mut sigmas {
-        *s = match mu {
-            Some(mu) if exponential_shift => mu.exp() / (mu.exp() + (1.0 / *s - 1.0)),
-            Some(mu) => mu / (mu + (1.0 / *s - 1.0)),
-            None => shift * *s / (1.0 + (shift - 1.0) * *s),
+        *s = if given {
+            // numpy float32 arrays with Python scalars: every operation rounds to float32.
+            let x = *s as f32;
+            let r = 1.0 / x - 1.0;
+            f64::from(match mu {
+                Some(mu) if exponential_shift => (mu.exp() as f32) / ((mu.exp() as f32) + r),
+                Some(mu) => (mu as f32) / ((mu as f32) + r),
+                None => shift32 * x / (1.0 + (shift - 1.0) as f32 * x),
+            })
+        } else {
+            match mu {
+                Some(mu) if exponential_shift => mu.exp() / (mu.exp() + (1.0 / *s - 1.0)),
+                Some(mu) => mu / (mu + (1.0 / *s - 1.0)),
+                None => shift * *s / (1.0 + (shift - 1.0) * *s),
+            }
         };
     }
     if let Some(terminal) = terminal {

@@ -99,6 +99,18 @@ pub struct DiffusersOptions {
     /// The image's token count, from which μ follows as diffusers' `calculate_shift` computes
     /// it (`base_shift` at `base_image_seq_len` to `max_shift` at `max_image_seq_len`).
     pub image_seq_len: Option<u64>,
+    /// Sigmas a pipeline passes to `set_timesteps(sigmas=…)` (flow matching), one per step
+    /// before the shift: FluxPipeline passes [`flux_pipeline_sigmas`].
+    pub sigmas: Option<Vec<f64>>,
+}
+
+/// The sigmas diffusers' `FluxPipeline` passes to `set_timesteps`: `linspace(1, 1/T, T)`.
+///
+/// ```
+/// assert_eq!(chords::diffusers::flux_pipeline_sigmas(4), vec![1.0, 0.75, 0.5, 0.25]);
+/// ```
+pub fn flux_pipeline_sigmas(steps: usize) -> Vec<f64> {
+    crate::schedule::numpy::linspace(1.0, 1.0 / steps as f64, steps)
 }
 
 /// The solver a config builds, and what the config held that chords did not know.

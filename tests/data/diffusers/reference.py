@@ -6,7 +6,8 @@ Run with diffusers 0.42.1 and torch 2.15 (CPU is enough):
 
 It writes, beside this file:
 * reference.json: for every case (a config, the scheduler class it is sampled with, a step
-  count, and mu for dynamic shifting), what diffusers' `set_timesteps` gives (`timesteps`;
+  count, mu for dynamic shifting, and `pipeline_sigmas: flux` where the sigmas FluxPipeline
+  passes to set_timesteps are given), what diffusers' `set_timesteps` gives (`timesteps`;
   DDIM: `alphas_cumprod` at each timestep and at each step's `prev_timestep` (`landing`);
   Euler: `sigmas` and `init_noise_sigma`), and for the `loop` cases the final latent of a
   plain loop of diffusers' `step` on the Gaussian-mixture denoiser below, from `x0.npy`;
@@ -72,6 +73,10 @@ def build(case):
     config = case["config"] if isinstance(case["config"], dict) else shipped(case["config"])
     sched = CLASSES[case["solver"]].from_config(config)
     kwargs = {"mu": case["mu"]} if "mu" in case else {}
+    if case.get("pipeline_sigmas") == "flux":
+        # What FluxPipeline passes to set_timesteps.
+        n = case["steps"]
+        kwargs["sigmas"] = np.linspace(1.0, 1 / n, n)
     sched.set_timesteps(case["steps"], **kwargs)
     return sched
 
@@ -131,6 +136,9 @@ def cases():
         out.append({"name": f"sd3-{steps}", "config": "sd3", "solver": "euler", "steps": steps})
     for steps, mu in [(4, 1.15), (28, 0.5), (50, 0.8)]:
         out.append({"name": f"flux-{steps}", "config": "flux-dev", "solver": "euler", "steps": steps, "mu": mu})
+    for steps, mu in [(4, 1.15), (28, 0.75), (50, 1.0)]:
+        out.append({"name": f"flux-pipeline-{steps}", "config": "flux-dev", "solver": "euler", "steps": steps, "mu": mu, "pipeline_sigmas": "flux"})
+    out.append({"name": "sd3-pipeline-sigmas-10", "config": "sd3", "solver": "euler", "steps": 10, "pipeline_sigmas": "flux"})
     zsnr = dict(sd, _class_name="DDIMScheduler", clip_sample=False, prediction_type="v_prediction",
                 timestep_spacing="trailing", rescale_betas_zero_snr=True)
     for steps in [3, 10, 25]:
@@ -159,7 +167,8 @@ def cases():
 
 
 LOOPS = {"sd15-ddim-20", "sd21v-25", "sdxl-30", "euler-karras-20", "euler-linspace-30",
-         "euler-loglinear-10", "ddim-zsnr-10", "sd3-28", "flux-28", "flow-terminal-20", "ddim-linspace-7"}
+         "euler-loglinear-10", "ddim-zsnr-10", "sd3-28", "flux-28", "flow-terminal-20", "ddim-linspace-7",
+         "flux-pipeline-28"}
 
 
 def main():

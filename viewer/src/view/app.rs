@@ -506,6 +506,17 @@ impl ViewerApp {
                 ui.label("reference");
                 ui.checkbox(&mut s.reference, "RMSE vs sequential");
                 ui.end_row();
+                ui.label("scheduler");
+                ui.add(
+                    egui::TextEdit::singleline(&mut s.scheduler_config)
+                        .hint_text("scheduler_config.json; empty: chords's grid"),
+                );
+                ui.end_row();
+                if !s.scheduler_config.trim().is_empty() {
+                    ui.label("mu");
+                    ui.add(egui::TextEdit::singleline(&mut s.mu).hint_text("dynamic shift (Flux)"));
+                    ui.end_row();
+                }
             });
         ui.separator();
         let running = self.session.as_ref().is_some_and(Session::is_running);

@@ -51,6 +51,12 @@ pub struct ViewArgs {
     /// Initial seed.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Initial diffusers scheduler_config.json (see `chords render --scheduler-config`).
+    #[arg(long, value_name = "FILE")]
+    pub scheduler_config: Option<PathBuf>,
+    /// Initial μ of a `use_dynamic_shifting` config.
+    #[arg(long, allow_negative_numbers = true)]
+    pub mu: Option<f64>,
 }
 
 impl ViewArgs {
@@ -67,6 +73,8 @@ impl ViewArgs {
             cores: None,
             steps: None,
             seed: None,
+            scheduler_config: None,
+            mu: None,
         }
     }
 
@@ -80,6 +88,11 @@ impl ViewArgs {
             cores: self.cores.unwrap_or(d.cores),
             steps: self.steps.unwrap_or(d.steps),
             seed: self.seed.unwrap_or(d.seed),
+            scheduler_config: self
+                .scheduler_config
+                .as_ref()
+                .map_or(d.scheduler_config.clone(), |p| p.display().to_string()),
+            mu: self.mu.map_or(d.mu.clone(), |m| m.to_string()),
             ..d
         };
         settings.render_args()?;

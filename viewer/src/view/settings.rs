@@ -63,6 +63,10 @@ pub struct Settings {
     /// Comma-separated adapters; empty: the window's own device.
     pub adapters: String,
     pub reference: bool,
+    /// A diffusers scheduler_config.json; empty: chords's own flow grid.
+    pub scheduler_config: String,
+    /// μ of a `use_dynamic_shifting` config; empty: none.
+    pub mu: String,
 }
 
 impl Default for Settings {
@@ -83,6 +87,8 @@ impl Default for Settings {
             backend: BackendChoice::Cpu,
             adapters: String::new(),
             reference: true,
+            scheduler_config: String::new(),
+            mu: String::new(),
         }
     }
 }
@@ -105,6 +111,12 @@ impl Settings {
         }
         push("--seed", self.seed.to_string());
         push("--steps", self.steps.to_string());
+        if !self.scheduler_config.trim().is_empty() {
+            push("--scheduler-config", self.scheduler_config.trim().into());
+        }
+        if !self.mu.trim().is_empty() {
+            push("--mu", self.mu.trim().into());
+        }
         push(
             "--sampler",
             match self.sampler {
@@ -173,7 +185,7 @@ impl Settings {
             bail!("internal: the settings did not make a render command");
         };
         let stop: chords::StopRule = args.stop.parse()?;
-        if args.model() == crate::cli::ModelKind::Emoji {
+        if args.model == Some(crate::cli::ModelKind::Emoji) {
             chords_wgpu::emoji::class_index(&args.class).map_err(anyhow::Error::msg)?;
         }
         if !matches!(args.schedule.strategy, Strategy::Optimal) || args.schedule.init.is_some() {
@@ -191,7 +203,7 @@ mod tests {
     #[test]
     fn the_default_settings_make_a_valid_emoji_render() {
         let args = Settings::default().render_args().unwrap();
-        assert_eq!(args.model(), crate::cli::ModelKind::Emoji);
+        assert_eq!(args.model, Some(crate::cli::ModelKind::Emoji));
         assert_eq!((args.schedule.steps, args.schedule.cores), (50, 8));
         assert_eq!(args.stop, "all");
         assert!(args.reference);
