@@ -47,6 +47,10 @@ use crate::solver::Solver;
 /// enough that the tables built from it stay small.
 pub const MAX_TRAIN_TIMESTEPS: usize = 100_000;
 
+/// Most inference steps a config is built for (VP configs also take at most their
+/// `num_train_timesteps`).
+pub const MAX_STEPS: usize = 100_000;
+
 /// The one-step diffusers schedulers chords builds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -168,6 +172,11 @@ pub fn solver_from_config(
         Some(kind) => kind,
         None => config.kind()?,
     };
+    if steps > MAX_STEPS {
+        return Err(ConfigError::Options(format!(
+            "--steps {steps}: a scheduler config is built for at most {MAX_STEPS} steps"
+        )));
+    }
     if kind != SchedulerKind::FlowMatchEuler
         && (options.mu.is_some() || options.image_seq_len.is_some())
     {
@@ -367,5 +376,144 @@ mod tests {
         // set_alpha_to_one false: the last step lands on ᾱ[0] = 1 - β_0 (float32).
         let ab0 = 1.0 - f64::from(0.00085f64.sqrt() as f32).powi(2);
         assert!((s.point(50).alpha.powi(2) - ab0).abs() < 1e-7);
+    }
+}
+
+#[cfg(test)]
+mod hostile {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Values of every kind a config field could hold.
+    fn value() -> impl Strategy<Value = serde_json::Value> {
+        use serde_json::json;
+        prop_oneof![
+            Just(json!(null)),
+            any::<bool>().prop_map(|b| json!(b)),
+            prop_oneof![
+                Just(0.0),
+                Just(-1.0),
+                Just(1.0),
+                Just(1e-12),
+                Just(0.5),
+                Just(0.999_999),
+                Just(1e300),
+                -5.0..5.0f64,
+                0.0..0.05f64,
+            ]
+            .prop_map(|x| json!(x)),
+            prop_oneof![
+                Just(0u64),
+                Just(1),
+                Just(7),
+                Just(1000),
+                Just(100_001),
+                Just(u64::MAX)
+            ]
+            .prop_map(|x| json!(x)),
+            prop::sample::select(vec![
+                "linear",
+                "scaled_linear",
+                "squaredcos_cap_v2",
+                "leading",
+                "trailing",
+                "linspace",
+                "epsilon",
+                "v_prediction",
+                "sample",
+                "log_linear",
+                "zero",
+                "sigma_min",
+                "continuous",
+                "exponential",
+                "DDIMScheduler",
+                "",
+            ])
+            .prop_map(|s| json!(s)),
+            prop::collection::vec(0.0..1.2f64, 0..12).prop_map(|v| json!(v)),
+        ]
+    }
+
+    fn config() -> impl Strategy<Value = String> {
+        let fields = prop::sample::select(vec![
+            "num_train_timesteps",
+            "beta_start",
+            "beta_end",
+            "beta_schedule",
+            "trained_betas",
+            "prediction_type",
+            "clip_sample",
+            "set_alpha_to_one",
+            "steps_offset",
+            "timestep_spacing",
+            "rescale_betas_zero_snr",
+            "interpolation_type",
+            "use_karras_sigmas",
+            "use_exponential_sigmas",
+            "sigma_min",
+            "sigma_max",
+            "timestep_type",
+            "final_sigmas_type",
+            "shift",
+            "use_dynamic_shifting",
+            "base_shift",
+            "max_shift",
+            "base_image_seq_len",
+            "max_image_seq_len",
+            "shift_terminal",
+            "time_shift_type",
+        ]);
+        let class = prop::sample::select(vec![
+            "DDIMScheduler",
+            "EulerDiscreteScheduler",
+            "FlowMatchEulerDiscreteScheduler",
+            "PNDMScheduler",
+        ]);
+        (class, prop::collection::vec((fields, value()), 0..6)).prop_map(|(class, fields)| {
+            let mut map = serde_json::Map::new();
+            map.insert("_class_name".into(), class.into());
+            // Most DDIM configs must say clip_sample: false to build at all.
+            map.insert("clip_sample".into(), false.into());
+            for (k, v) in fields {
+                map.insert(k.into(), v);
+            }
+            serde_json::Value::Object(map).to_string()
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// Whatever a config holds: a typed error or a solver whose every grid point and
+        /// jump can be asked for, never a panic.
+        #[test]
+        fn any_config_builds_or_is_refused(
+            text in config(),
+            steps in prop_oneof![1 => Just(0usize), 20 => 1..60usize, 1 => Just(1000), 1 => Just(1001)],
+            mu in prop::option::weighted(0.15, -3.0..3.0f64),
+            seq_len in prop::option::weighted(0.05, 0..10_000u64),
+            kind in prop::option::of(prop::sample::select(vec![
+                SchedulerKind::Ddim,
+                SchedulerKind::EulerDiscrete,
+                SchedulerKind::FlowMatchEuler,
+            ])),
+        ) {
+            let config = SchedulerConfig::parse(&text).unwrap();
+            let options = DiffusersOptions { solver: kind, mu, image_seq_len: seq_len, sigmas: None };
+            if let Ok(built) = solver_from_config(&config, steps, &options) {
+                let s = built.solver;
+                prop_assert_eq!(s.steps(), steps);
+                for i in 0..=steps {
+                    let t = s.point(i);
+                    prop_assert!(t.alpha.is_finite() && t.sigma.is_finite());
+                    let _ = s.timestep(i);
+                }
+                for i in 0..steps {
+                    let j = s.jump(i, i + 1);
+                    prop_assert!(j.a.is_finite() && j.b.is_finite(), "{:?} at {}: {:?}", built.kind, i, j);
+                }
+                prop_assert!(s.initial_noise_scale().is_finite());
+            }
+        }
     }
 }

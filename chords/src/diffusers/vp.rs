@@ -137,6 +137,13 @@ pub(super) fn ddim(fields: &mut Fields<'_>, steps: usize) -> Result<Ddim, Config
              estimate divides by zero (diffusers gives NaN); use a v_prediction model",
         ));
     }
+    if prediction == Prediction::Sample && (0..steps).any(|i| schedule.alpha_bar(i) == 1.0) {
+        return Err(fields.refuse(
+            "beta_start",
+            "gives ᾱ = 1 (no noise) at an evaluated timestep, where a sample-predicting \
+             model's noise estimate divides by zero",
+        ));
+    }
     Ok(Ddim::new(schedule, prediction)?)
 }
 
