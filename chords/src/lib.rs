@@ -19,7 +19,7 @@
 //!   [`CpuBackend`];
 //! * [`model`] and [`mixture`]: the [`Model`] trait and the exact Gaussian-mixture oracle;
 //! * [`noise`]: seeded Gaussian noise; [`preview`]: latent → RGBA8 pixels;
-//! * [`npy`]: f32 `.npy` I/O.
+//! * [`npy`]: f32 `.npy` I/O; [`read`]: bounded reading of every input file.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -51,6 +51,7 @@ pub mod noise;
 pub mod npy;
 pub mod planner;
 pub mod preview;
+pub mod read;
 mod run;
 pub mod sampler;
 pub mod schedule;

@@ -5,6 +5,7 @@
 //! overflow checks, and the data length is compared with the header before anything is
 //! allocated. (The `npyz` crate panics on a shape whose size overflows.)
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// An f32 array with its shape (C order).
@@ -37,32 +38,114 @@ impl NpyError {
 
 const MAGIC: &[u8] = b"\x93NUMPY";
 
-/// Reads an f32 array from `path`.
+/// Largest `.npy` file [`read`] accepts: 2 GiB (half a billion f32 values).
+pub const MAX_FILE_BYTES: u64 = 2 << 30;
+
+/// Largest header [`read`] accepts (numpy writes a few hundred bytes).
+const MAX_HEADER_BYTES: usize = 1 << 20;
+
+/// Reads an f32 array from `path`: a regular file of at most [`MAX_FILE_BYTES`], whose
+/// header is read and checked first; the data is read only when the file holds exactly
+/// the bytes the header promises.
 pub fn read(path: &Path) -> Result<Array, NpyError> {
-    let bytes =
-        std::fs::read(path).map_err(|e| NpyError::new(path, format!("cannot read: {e}")))?;
-    parse(&bytes).map_err(|reason| NpyError::new(path, reason))
+    let error = |reason: String| NpyError::new(path, reason);
+    let (mut file, len) =
+        crate::read::open_regular(path, MAX_FILE_BYTES).map_err(|e| error(e.reason))?;
+    let mut take = |n: usize, into: &mut Vec<u8>| {
+        let at = into.len();
+        into.resize(at + n, 0);
+        file.read_exact(&mut into[at..])
+            .map_err(|_| error(truncated()))
+    };
+    // Magic and version, the header-length field, then the header itself.
+    let mut head = Vec::new();
+    take(8, &mut head)?;
+    let field = length_bytes(&head).map_err(error)?;
+    take(field, &mut head)?;
+    let header_len = header_length(&head).map_err(error)?;
+    if header_len > MAX_HEADER_BYTES {
+        return Err(error(format!(
+            "header of {header_len} bytes; a .npy header is at most {MAX_HEADER_BYTES}"
+        )));
+    }
+    take(header_len, &mut head)?;
+    let layout = layout(&head).map_err(error)?;
+    let held = len.saturating_sub(layout.start as u64);
+    if held != layout.numel as u64 * 4 {
+        return Err(error(size_mismatch(&layout.shape, layout.numel, held)));
+    }
+    let data =
+        crate::read::read_exactly_up_to(file, path, held, held).map_err(|e| error(e.reason))?;
+    if data.len() as u64 != held {
+        return Err(error(size_mismatch(
+            &layout.shape,
+            layout.numel,
+            data.len() as u64,
+        )));
+    }
+    Ok(Array {
+        shape: layout.shape,
+        data: floats(&data),
+    })
 }
 
 /// Parses the bytes of a `.npy` file holding a little-endian f32 array in C order.
 pub fn parse(bytes: &[u8]) -> Result<Array, String> {
+    let layout = layout(bytes)?;
+    let data = &bytes[layout.start..];
+    if data.len() != layout.numel * 4 {
+        return Err(size_mismatch(
+            &layout.shape,
+            layout.numel,
+            data.len() as u64,
+        ));
+    }
+    Ok(Array {
+        shape: layout.shape,
+        data: floats(data),
+    })
+}
+
+/// Where the data of a `.npy` file starts and what shape it has.
+struct Layout {
+    shape: Vec<usize>,
+    numel: usize,
+    start: usize,
+}
+
+fn truncated() -> String {
+    "not a valid .npy file (truncated header)".to_string()
+}
+
+/// Bytes of the header-length field (after the magic and the version).
+fn length_bytes(bytes: &[u8]) -> Result<usize, String> {
     if !bytes.starts_with(MAGIC) {
         return Err("not a .npy file (missing the \\x93NUMPY magic)".into());
     }
-    let truncated = || "not a valid .npy file (truncated header)".to_string();
-    let len_bytes = match bytes.get(6) {
-        Some(1) => 2,
-        Some(2 | 3) => 4,
-        Some(v) => return Err(format!("unsupported .npy format version {v}")),
-        None => return Err(truncated()),
-    };
-    let len_field = bytes.get(8..8 + len_bytes).ok_or_else(truncated)?;
-    let header_len = len_field
+    match bytes.get(6) {
+        Some(1) => Ok(2),
+        Some(2 | 3) => Ok(4),
+        Some(v) => Err(format!("unsupported .npy format version {v}")),
+        None => Err(truncated()),
+    }
+}
+
+/// The header length the file's first bytes declare.
+fn header_length(bytes: &[u8]) -> Result<usize, String> {
+    let len_bytes = length_bytes(bytes)?;
+    let field = bytes.get(8..8 + len_bytes).ok_or_else(truncated)?;
+    Ok(field
         .iter()
         .rev()
-        .fold(0usize, |acc, &b| (acc << 8) | b as usize);
-    let start = 8 + len_bytes;
-    let header = bytes.get(start..start + header_len).ok_or_else(truncated)?;
+        .fold(0usize, |acc, &b| (acc << 8) | b as usize))
+}
+
+/// The layout of a `.npy` file from its first bytes (at least the whole header).
+fn layout(bytes: &[u8]) -> Result<Layout, String> {
+    let header_len = header_length(bytes)?;
+    let start = 8 + length_bytes(bytes)?;
+    let end = start.checked_add(header_len).ok_or_else(truncated)?;
+    let header = bytes.get(start..end).ok_or_else(truncated)?;
     let header = std::str::from_utf8(header).map_err(|_| "header is not text".to_string())?;
     let fields =
         Header::parse(header).map_err(|e| format!("malformed header `{}`: {e}", header.trim()))?;
@@ -81,24 +164,25 @@ pub fn parse(bytes: &[u8]) -> Result<Array, String> {
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
         .filter(|n| n.checked_mul(4).is_some())
         .ok_or_else(|| format!("shape {shape:?} is too large"))?;
-    let data = &bytes[start + header_len..];
-    if data.len() != numel * 4 {
-        return Err(format!(
-            "header says shape {shape:?} ({} bytes of data) but the file holds {} bytes of data{}",
-            numel * 4,
-            data.len(),
-            if data.len() < numel * 4 {
-                " (truncated?)"
-            } else {
-                ""
-            }
-        ));
-    }
-    let data = data
-        .chunks_exact(4)
+    Ok(Layout {
+        shape,
+        numel,
+        start: end,
+    })
+}
+
+fn size_mismatch(shape: &[usize], numel: usize, held: u64) -> String {
+    let want = numel as u64 * 4;
+    format!(
+        "header says shape {shape:?} ({want} bytes of data) but the file holds {held} bytes of data{}",
+        if held < want { " (truncated?)" } else { "" }
+    )
+}
+
+fn floats(data: &[u8]) -> Vec<f32> {
+    data.chunks_exact(4)
         .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
-    Ok(Array { shape, data })
+        .collect()
 }
 
 /// The three fields of a `.npy` header dictionary.

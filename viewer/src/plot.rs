@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 
 /// Plots the `train_loss` and `held_out_loss` columns of `csv` (log scale) against `step`.
 pub fn loss_curves(csv: &Path, png: &Path) -> Result<()> {
-    let text = fs::read_to_string(csv).with_context(|| format!("cannot read {}", csv.display()))?;
+    let text = chords::read::read_text(csv, crate::train::MAX_LOG_BYTES)?;
     // Rows: step, training loss, held-out loss, and (newer logs) the average's held-out loss.
     let rows: Vec<Vec<f64>> = text
         .lines()

@@ -1,7 +1,6 @@
 //! `--solver`, `--scheduler-config` and the options of chords's own grids: which solver a
 //! command samples with (shared by `plan`, `render`, `bench` and the window).
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -254,26 +253,6 @@ impl SolverArgs {
 
 /// Reads a scheduler config: a regular file of at most [`MAX_CONFIG_BYTES`], UTF-8.
 fn read_config(path: &Path) -> Result<String> {
-    let meta = std::fs::metadata(path)
-        .with_context(|| format!("cannot read scheduler config {}", path.display()))?;
-    if !meta.is_file() {
-        bail!("scheduler config {} is not a regular file", path.display());
-    }
-    if meta.len() > MAX_CONFIG_BYTES {
-        bail!(
-            "scheduler config {} is {} bytes; a scheduler_config.json is a few KiB (limit {MAX_CONFIG_BYTES})",
-            path.display(),
-            meta.len()
-        );
-    }
-    let mut text = String::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_CONFIG_BYTES + 1).read_to_string(&mut text))
-        .with_context(|| {
-            format!(
-                "cannot read scheduler config {} as UTF-8 text",
-                path.display()
-            )
-        })?;
-    Ok(text)
+    chords::read::read_text(path, MAX_CONFIG_BYTES)
+        .map_err(|e| anyhow::anyhow!("scheduler config {e}"))
 }

@@ -141,7 +141,8 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let init = match &args.init {
         Some(path) => Some((
             path,
-            fs::read(path).with_context(|| format!("--init: cannot read {}", path.display()))?,
+            chords::read::read_file(path, chords_wgpu::emoji::MAX_WEIGHTS_BYTES)
+                .with_context(|| "--init")?,
         )),
         None => None,
     };
@@ -267,12 +268,15 @@ pub fn run(args: &TrainArgs) -> Result<()> {
 }
 
 /// Header of `loss.csv`.
+/// Largest loss log read back (a million steps of four columns is about 40 MB).
+pub(crate) const MAX_LOG_BYTES: u64 = 256 << 20;
+
 const LOG_HEADER: &str = "step,train_loss,held_out_loss,averaged_held_out_loss";
 
 /// Opens `loss.csv` for appending; a log written before the averaged column existed gets
 /// the current header (its old rows keep three columns).
 fn open_log(path: &std::path::Path, step: usize) -> Result<fs::File> {
-    match fs::read_to_string(path) {
+    match chords::read::read_text(path, MAX_LOG_BYTES) {
         Ok(text) if step > 0 && text.lines().next() != Some(LOG_HEADER) => {
             let rows: Vec<&str> = text.lines().skip(1).collect();
             fs::write(path, format!("{LOG_HEADER}\n{}\n", rows.join("\n")))?;

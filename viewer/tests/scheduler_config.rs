@@ -344,7 +344,7 @@ fn bad_configs_are_one_line_and_exit_code_2() {
         ),
         (
             render(&["--scheduler-config", "/nonexistent/scheduler.json"]),
-            vec!["cannot read scheduler config"],
+            vec!["scheduler config /nonexistent/scheduler.json: cannot open"],
         ),
         (
             render(&["--scheduler-config", &flux]),

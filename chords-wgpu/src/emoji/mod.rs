@@ -29,6 +29,8 @@ pub const DEFAULT_GUIDANCE: f32 = 4.0;
 pub const NUMEL: usize = 3 * 32 * 32;
 /// Shape of one emoji latent.
 pub const SHAPE: [usize; 3] = [3, 32, 32];
+/// Largest weights file [`EmojiModel::load`] reads (the shipped weights are 2.4 MB).
+pub const MAX_WEIGHTS_BYTES: u64 = 256 << 20;
 
 /// Loading or running the emoji model failed.
 #[derive(Debug, thiserror::Error)]
@@ -79,12 +81,14 @@ impl EmojiModel {
         Self::from_bytes(bytes, "the built-in weights", device)
     }
 
-    /// The network with weights from a file.
+    /// The network with weights from a file: a regular file of at most
+    /// [`MAX_WEIGHTS_BYTES`].
     pub fn load(path: &Path, device: &Device) -> Result<Self, EmojiError> {
-        let bytes = std::fs::read(path).map_err(|e| EmojiError::Weights {
-            source_name: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
+        let bytes =
+            chords::read::read_file(path, MAX_WEIGHTS_BYTES).map_err(|e| EmojiError::Weights {
+                source_name: path.display().to_string(),
+                reason: e.reason,
+            })?;
         Self::from_bytes(bytes, &path.display().to_string(), device)
     }
 

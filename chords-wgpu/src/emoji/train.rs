@@ -397,6 +397,15 @@ impl Trainer {
             source_name: dir.join(what).display().to_string(),
             reason: e,
         };
+        // burn reads the record files itself: check first that each is a regular file of a
+        // bounded size, so a device or a pipe in their place is refused, not read forever.
+        for file in ["model.bpk", "average.bpk", "optim.bpk"] {
+            let path = dir.join(file);
+            if file != "average.bpk" || path.exists() {
+                chords::read::open_regular(&path, super::MAX_WEIGHTS_BYTES)
+                    .map_err(|e| bad(file, e.reason))?;
+            }
+        }
         let mut trainer = Self::new(config, device);
         let record = ModuleRecord::load(dir.join("model.bpk"))
             .map_err(|e| bad("model.bpk", e.to_string()))?;
@@ -424,8 +433,8 @@ impl Trainer {
         let optim = burn::optim::OptimizerRecord::load(dir.join("optim.bpk"))
             .map_err(|e| bad("optim.bpk", e.to_string()))?;
         trainer.optim = AdamConfig::new().init().load_record(optim);
-        let state = std::fs::read_to_string(dir.join("state.txt"))
-            .map_err(|e| bad("state.txt", e.to_string()))?;
+        let state = chords::read::read_text(&dir.join("state.txt"), 4096)
+            .map_err(|e| bad("state.txt", e.reason))?;
         let mut fields = state.split_whitespace().map(str::parse::<u64>);
         match (fields.next(), fields.next()) {
             (Some(Ok(step)), Some(Ok(rng))) => {

@@ -260,4 +260,30 @@ mod tests {
         let args = s.render_args().unwrap();
         assert_eq!(args.adapters, vec!["lavapipe".to_string()]);
     }
+
+    #[test]
+    fn a_scheduler_config_reaches_the_render_arguments() {
+        let s = Settings {
+            model: ModelChoice::Mixture,
+            scheduler_config: " assets/schedulers/flux-dev.json ".into(),
+            mu: "0.5".into(),
+            ..Settings::default()
+        };
+        let line = s.command_line().join(" ");
+        assert!(
+            line.contains("--scheduler-config assets/schedulers/flux-dev.json --mu 0.5"),
+            "{line}"
+        );
+        let args = s.render_args().unwrap();
+        assert_eq!(
+            args.solver.scheduler_config.as_deref(),
+            Some(std::path::Path::new("assets/schedulers/flux-dev.json"))
+        );
+        assert_eq!(args.solver.mu, Some(0.5));
+        let bad = Settings {
+            mu: "half".into(),
+            ..s
+        };
+        assert!(bad.render_args().unwrap_err().to_string().contains("half"));
+    }
 }
