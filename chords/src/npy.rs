@@ -301,9 +301,22 @@ pub fn to_bytes(shape: &[usize], data: &[f32]) -> Result<Vec<u8>, String> {
 }
 
 /// Writes `data` with `shape` to `path` (replacing it).
+///
+/// The bytes go to a temporary file beside `path` that is then renamed over it, so a
+/// reader (or a process killed half-way) sees the old file or the whole new one.
 pub fn write(path: &Path, shape: &[usize], data: &[f32]) -> Result<(), NpyError> {
     let bytes = to_bytes(shape, data).map_err(|reason| NpyError::new(path, reason))?;
-    std::fs::write(path, bytes).map_err(|e| NpyError::new(path, format!("cannot write: {e}")))
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let failed = |e: std::io::Error| NpyError::new(path, format!("cannot write: {e}"));
+    std::fs::write(&tmp, bytes).map_err(failed)?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        failed(e)
+    })
 }
 
 #[cfg(test)]

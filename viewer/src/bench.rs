@@ -8,7 +8,6 @@
 //! against the sequential solve from the same noise, and PSNR compares the two as 8-bit
 //! pictures.
 
-use std::fs;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -23,6 +22,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use serde_json::json;
 
+use crate::files::write_atomic;
 use crate::raster;
 use crate::render::{Method, PARADIGMS_TOLERANCE, SRDS_TOLERANCE};
 
@@ -168,6 +168,15 @@ fn psnr(shape: &[usize], a: &[f32], b: &[f32]) -> Result<f64> {
 
 /// Runs `chords bench`.
 pub fn run_bench(args: &BenchArgs) -> Result<()> {
+    for &k in &args.cores {
+        crate::limits::check_counts(args.steps, k)?;
+    }
+    if args.samples > 1000 {
+        bail!(
+            "--samples {} is above the limit of 1000 noise seeds",
+            args.samples
+        );
+    }
     if args.samples == 0 || args.steps == 0 || args.cores.contains(&0) {
         bail!("--samples, --steps and every --cores must be at least 1");
     }
@@ -181,8 +190,7 @@ pub fn run_bench(args: &BenchArgs) -> Result<()> {
              (--models mixture)"
         );
     }
-    fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let _claim = crate::files::Claim::new(&args.out)?;
     let mut rows = Vec::new();
     let mut curves = Vec::new();
     for &model in &args.models {
@@ -223,8 +231,8 @@ pub fn run_bench(args: &BenchArgs) -> Result<()> {
     }
     let table = markdown(&rows, args);
     let json_text = serde_json::to_string_pretty(&json!({ "rows": rows }))?;
-    fs::write(args.out.join("bench.md"), &table)?;
-    fs::write(args.out.join("bench.json"), &json_text)?;
+    write_atomic(&args.out.join("bench.md"), table.as_bytes())?;
+    write_atomic(&args.out.join("bench.json"), json_text.as_bytes())?;
     write_plots(&rows, &curves, args)?;
     if args.json {
         println!("{json_text}");
@@ -412,7 +420,7 @@ fn write_plots(rows: &[Row], curves: &[Curve], args: &BenchArgs) -> Result<()> {
         true,
         &series,
     )?;
-    fs::write(args.out.join("convergence.png"), convergence)?;
+    write_atomic(&args.out.join("convergence.png"), &convergence)?;
     let mut speedups: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
     for r in rows.iter().filter(|r| r.sampler != "sequential") {
         let label = match r.init {
@@ -431,6 +439,6 @@ fn write_plots(rows: &[Row], curves: &[Curve], args: &BenchArgs) -> Result<()> {
         false,
         &speedups,
     )?;
-    fs::write(args.out.join("speedup.png"), chart)?;
+    write_atomic(&args.out.join("speedup.png"), &chart)?;
     Ok(())
 }

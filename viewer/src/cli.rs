@@ -144,12 +144,13 @@ pub struct RenderArgs {
     /// solver is a VP one).
     #[arg(long, value_enum)]
     pub model: Option<ModelKind>,
-    /// Emoji class: smileys, people, animals, food, travel, activities, objects, symbols, flags.
-    #[arg(long, default_value = "smileys")]
-    pub class: String,
-    /// Classifier-free guidance scale of the emoji model (1: none).
-    #[arg(long, default_value_t = chords_wgpu::emoji::DEFAULT_GUIDANCE, allow_negative_numbers = true)]
-    pub guidance: f32,
+    /// Emoji class: smileys (default), people, animals, food, travel, activities, objects,
+    /// symbols, flags.
+    #[arg(long)]
+    pub class: Option<String>,
+    /// Classifier-free guidance scale of the emoji model (1: none; default 4).
+    #[arg(long, allow_negative_numbers = true)]
+    pub guidance: Option<f32>,
     /// Emoji weights file (burnpack, written by `chords train`; default: the shipped weights).
     #[arg(long, value_name = "FILE")]
     pub weights: Option<PathBuf>,
@@ -184,9 +185,9 @@ pub struct RenderArgs {
     /// wgpu adapters to use: comma-separated name substrings or indices (see `chords adapters`).
     #[arg(long, value_delimiter = ',')]
     pub adapters: Vec<String>,
-    /// How cores map onto wgpu devices.
-    #[arg(long, value_enum, default_value_t = DevicesKind::PerAdapter)]
-    pub devices: DevicesKind,
+    /// How cores map onto wgpu devices (default: per-adapter).
+    #[arg(long, value_enum)]
+    pub devices: Option<DevicesKind>,
     /// Worker threads for model calls (0: one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
@@ -206,6 +207,71 @@ pub struct RenderArgs {
 }
 
 impl RenderArgs {
+    /// The emoji class (default smileys).
+    pub fn class(&self) -> &str {
+        self.class.as_deref().unwrap_or("smileys")
+    }
+
+    /// The emoji model's guidance scale.
+    pub fn guidance(&self) -> f32 {
+        self.guidance
+            .unwrap_or(chords_wgpu::emoji::DEFAULT_GUIDANCE)
+    }
+
+    /// Refuses options that change nothing for the chosen `model`, sampler and backend,
+    /// naming the choice each belongs to.
+    pub fn check_applicable(&self, model: ModelKind) -> anyhow::Result<()> {
+        let fail = |name: &str, owner: &str| Err(anyhow::anyhow!("{name} belongs to {owner}"));
+        if model == ModelKind::Mixture {
+            for (given, name) in [
+                (self.class.is_some(), "--class"),
+                (self.guidance.is_some(), "--guidance"),
+                (self.weights.is_some(), "--weights"),
+            ] {
+                if given {
+                    return fail(
+                        name,
+                        "--model emoji; the mixture has no classes, guidance or weights",
+                    );
+                }
+            }
+        } else {
+            for (given, name) in [
+                (self.means.is_some(), "--means"),
+                (self.sigma_data.is_some(), "--sigma-data"),
+            ] {
+                if given {
+                    return fail(name, "--model mixture");
+                }
+            }
+        }
+        if self.tolerance.is_some()
+            && !matches!(self.sampler, SamplerKind::Paradigms | SamplerKind::Srds)
+        {
+            return fail("--tolerance", "--sampler paradigms or srds");
+        }
+        if self.sampler != SamplerKind::Chords {
+            for (given, name) in [
+                (self.schedule.init.is_some(), "--init"),
+                (self.schedule.speedup.is_some(), "--speedup"),
+                (self.schedule.calibrate, "--calibrate"),
+            ] {
+                if given {
+                    return fail(name, "--sampler chords");
+                }
+            }
+        }
+        if matches!(self.backend, BackendKind::Cpu | BackendKind::Cuda) {
+            if !self.adapters.is_empty() {
+                return fail("--adapters", "--backend wgpu or auto");
+            }
+            if self.devices.is_some() {
+                return fail("--devices", "--backend wgpu or auto");
+            }
+        }
+        Ok(())
+    }
+
     /// The model: `--model`, or the mixture when a mixture-only option (`--means`,
     /// `--sigma-data`) is given or the solver's model `prediction` is not a flow velocity,
     /// else the emoji model.

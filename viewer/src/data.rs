@@ -107,15 +107,16 @@ pub fn run(args: &DataArgs) -> Result<()> {
             )
         })
         .collect();
-    fs::write(
-        args.out.join("SOURCE.md"),
+    crate::files::write_atomic(
+        &args.out.join("SOURCE.md"),
         format!(
             "# Emoji training data\n\nFrom the npm package `{PACKAGE}` ({URL}): Noto emoji images, \
              Apache License 2.0 (Google); metadata MIT (iamcal/emoji-data).\n\
              {n} base emoji, 32×32 RGB over white, values in [-1, 1]; labels are category indices.\n\n\
              Per class: {}\n",
             counts.join(", ")
-        ),
+        )
+        .as_bytes(),
     )?;
     eprintln!(
         "wrote {n} images ({skipped} skipped) to {}: {}",

@@ -8,6 +8,7 @@ mod cli;
 mod data;
 mod files;
 mod frames;
+mod limits;
 mod plan;
 mod plot;
 mod raster;

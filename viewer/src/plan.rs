@@ -73,6 +73,7 @@ fn optimal(args: &ScheduleArgs, calibration: Option<&mut dyn Scorer>) -> Result<
 
 /// Prints the plan as a table or as JSON.
 pub fn run(args: &PlanArgs) -> Result<()> {
+    crate::limits::check_counts(args.schedule.steps, args.schedule.cores)?;
     let solver = args.solver.build(args.schedule.steps)?.solver;
     let seq = if args.schedule.calibrate {
         // `chords plan --calibrate`: the built-in mixture is the model, on the solver's grid.

@@ -1,9 +1,8 @@
 //! Charts of `chords train`'s loss log (PNG, drawn by [`crate::raster`]).
 
-use std::fs;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 /// Plots the `train_loss` and `held_out_loss` columns of `csv` (log scale) against `step`.
 pub fn loss_curves(csv: &Path, png: &Path) -> Result<()> {
@@ -40,5 +39,5 @@ pub fn loss_curves(csv: &Path, png: &Path) -> Result<()> {
         true,
         &series,
     )?;
-    fs::write(png, chart).with_context(|| format!("cannot write {}", png.display()))
+    crate::files::write_atomic(png, &chart)
 }

@@ -146,7 +146,7 @@ impl ModelChoice {
                     _ if on_pool => "burn-wgpu",
                     _ => "burn-ndarray",
                 };
-                json!({"name": "emoji", "class": args.class, "guidance": args.guidance, "burn": burn})
+                json!({"name": "emoji", "class": args.class(), "guidance": args.guidance(), "burn": burn})
             }
         }
     }
@@ -155,7 +155,7 @@ impl ModelChoice {
 /// The emoji model with the arguments' weights (default: the shipped ones), class and
 /// guidance, on burn-ndarray (burn-cuda with `--backend cuda`).
 fn emoji_model(args: &RenderArgs) -> Result<EmojiModel> {
-    let class = chords_wgpu::emoji::class_index(&args.class).map_err(anyhow::Error::msg)?;
+    let class = chords_wgpu::emoji::class_index(args.class()).map_err(anyhow::Error::msg)?;
     let device = match args.backend {
         BackendKind::Cuda => chords_wgpu::emoji::cuda_device(0)?,
         _ => chords_wgpu::emoji::cpu_device(),
@@ -164,14 +164,16 @@ fn emoji_model(args: &RenderArgs) -> Result<EmojiModel> {
         Some(path) => EmojiModel::load(path, &device)?,
         None => EmojiModel::shipped(&device)?,
     };
-    Ok(model.with_class(class)?.with_guidance(args.guidance)?)
+    Ok(model.with_class(class)?.with_guidance(args.guidance())?)
 }
 
 /// Checks the arguments and builds everything a run needs; writes nothing.
 pub(crate) fn prepare(args: &RenderArgs, own: Option<OwnDevice>) -> Result<Job> {
     let stop: StopRule = args.stop.parse()?;
+    crate::limits::check_counts(args.schedule.steps, args.schedule.cores)?;
     let chosen = args.solver.build(args.schedule.steps)?;
     let solver = chosen.solver.clone();
+    args.check_applicable(args.model(solver.prediction()))?;
     let model = match args.model(solver.prediction()) {
         ModelKind::Mixture => {
             let (means, means_shape) = load_means(args)?;
@@ -186,12 +188,6 @@ pub(crate) fn prepare(args: &RenderArgs, own: Option<OwnDevice>) -> Result<Job> 
             ModelChoice::Mixture(model)
         }
         ModelKind::Emoji => {
-            if args.means.is_some() {
-                bail!("--means belongs to --model mixture");
-            }
-            if args.sigma_data.is_some() {
-                bail!("--sigma-data belongs to --model mixture");
-            }
             if solver.prediction() != Prediction::Velocity {
                 bail!(
                     "the emoji model is a flow-matching model: use --solver euler or a \
@@ -446,7 +442,7 @@ impl std::error::Error for Cancelled {}
 
 /// The wgpu device pool the arguments ask for.
 fn device_pool(args: &RenderArgs, cores: usize) -> Result<Arc<DevicePool>, WgpuError> {
-    let sharing = match args.devices {
+    let sharing = match args.devices.unwrap_or(DevicesKind::PerAdapter) {
         DevicesKind::PerAdapter => DeviceSharing::PerAdapter,
         DevicesKind::PerCore => DeviceSharing::PerCore,
     };
@@ -639,6 +635,8 @@ fn load_means(args: &RenderArgs) -> Result<(Vec<f32>, Vec<usize>)> {
             array.shape
         );
     }
+    crate::limits::check_latent(&array.shape[1..])
+        .with_context(|| format!("{}", path.display()))?;
     Ok((array.data, array.shape))
 }
 

@@ -256,7 +256,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     if let Some(dir) = export.parent() {
         fs::create_dir_all(dir)?;
     }
-    fs::write(&export, &weights).with_context(|| format!("cannot write {}", export.display()))?;
+    crate::files::write_atomic(&export, &weights)?;
     eprintln!(
         "trained to step {} in {:.0} s; weights ({} bytes) in {}",
         trainer.steps(),

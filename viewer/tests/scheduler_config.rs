@@ -292,7 +292,7 @@ fn bad_configs_are_one_line_and_exit_code_2() {
     let sdxl = config("sdxl");
     let out = dir.join("out");
     let out = out.to_str().expect("utf-8");
-    let render = |extra: &[&str]| {
+    fn render<'a>(out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
         let mut v = vec![
             "render",
             "--model",
@@ -304,67 +304,70 @@ fn bad_configs_are_one_line_and_exit_code_2() {
         ];
         v.extend_from_slice(extra);
         v
-    };
+    }
     let cases: Vec<(Vec<&str>, Vec<&str>)> = vec![
         (
-            render(&["--scheduler-config", &not_json]),
+            render(out, &["--scheduler-config", &not_json]),
             vec!["not-json.json", "not a JSON object"],
         ),
         (
-            render(&["--scheduler-config", &array]),
+            render(out, &["--scheduler-config", &array]),
             vec!["array.json", "an array"],
         ),
         (
-            render(&["--scheduler-config", &no_class]),
+            render(out, &["--scheduler-config", &no_class]),
             vec!["no `_class_name`", "--solver"],
         ),
         (
-            render(&["--scheduler-config", &pndm]),
+            render(out, &["--scheduler-config", &pndm]),
             vec!["PNDMScheduler", "multistep", "one-step", "--solver ddim"],
         ),
         (
-            render(&["--scheduler-config", &dpm]),
+            render(out, &["--scheduler-config", &dpm]),
             vec!["DPMSolverMultistepScheduler", "--solver"],
         ),
         (
-            render(&["--scheduler-config", &sigmoid]),
+            render(out, &["--scheduler-config", &sigmoid]),
             vec!["`beta_schedule` = \"sigmoid\""],
         ),
         (
-            render(&["--scheduler-config", &clip]),
+            render(out, &["--scheduler-config", &clip]),
             vec!["`clip_sample` = (default)", "non-linear"],
         ),
         (
-            render(&["--scheduler-config", &spacing]),
+            render(out, &["--scheduler-config", &spacing]),
             vec!["`timestep_spacing` = 3"],
         ),
         (
-            render(&["--scheduler-config", &folder]),
+            render(out, &["--scheduler-config", &folder]),
             vec!["not a regular file"],
         ),
         (
-            render(&["--scheduler-config", "/nonexistent/scheduler.json"]),
+            render(out, &["--scheduler-config", "/nonexistent/scheduler.json"]),
             vec!["scheduler config /nonexistent/scheduler.json: cannot open"],
         ),
         (
-            render(&["--scheduler-config", &flux]),
+            render(out, &["--scheduler-config", &flux]),
             vec!["use_dynamic_shifting", "--mu"],
         ),
         (
-            render(&["--scheduler-config", &sd3, "--mu", "0.5"]),
+            render(out, &["--scheduler-config", &sd3, "--mu", "0.5"]),
             vec!["use_dynamic_shifting false"],
         ),
         (
-            render(&["--scheduler-config", &sd3, "--shift", "3"]),
+            render(out, &["--scheduler-config", &sd3, "--shift", "3"]),
             vec!["--shift", "the config's fields"],
         ),
         (
-            render(&["--scheduler-config", &sdxl, "--steps", "2000"]),
+            render(out, &["--scheduler-config", &sdxl, "--steps", "2000"]),
             vec!["2000", "num_train_timesteps"],
         ),
-        (render(&["--mu", "0.5"]), vec!["--mu", "--scheduler-config"]),
         (
-            render(&["--scheduler-config", &sdxl, "--flux-sigmas"]),
+            render(out, &["--mu", "0.5"]),
+            vec!["--mu", "--scheduler-config"],
+        ),
+        (
+            render(out, &["--scheduler-config", &sdxl, "--flux-sigmas"]),
             vec!["--flux-sigmas", "EulerDiscreteScheduler"],
         ),
         (

@@ -100,6 +100,14 @@ impl<B: Backend> Chords<B> {
                 solver.steps()
             )));
         }
+        // Cannot overflow for a real sequence (K ≤ T entries in memory), but a budget check
+        // must never wrap.
+        if Self::latent_bound(init.steps(), init.cores()) == usize::MAX {
+            return Err(Error::Config(format!(
+                "{} CHORDS cores are too many: the bound 6·K on live latents overflows",
+                init.cores()
+            )));
+        }
         Ok(Self {
             solver,
             init,
@@ -109,6 +117,26 @@ impl<B: Backend> Chords<B> {
             round: 0,
             hits: 0,
         })
+    }
+
+    /// [`Sampler::max_live_latents`] of a CHORDS run with `cores` cores (the length K of the
+    /// initialisation sequence), whatever the steps: `6·K` (`usize::MAX` if that overflows).
+    ///
+    /// Between rounds a core holds at most 5 latents: its current point, its last evaluated
+    /// point and model output, and the point where it was last started or rectified with its
+    /// output there (core 0 keeps `x0` and its output for the whole run). A round adds one
+    /// model output per core (6·K at most). While the round's next points are made, each core
+    /// holds at most 4 plus its new point, and rectifying the fastest core transfers 2 points
+    /// to it: `5·K + 2 ≤ 6·K` for K ≥ 2 (K = 1 never rectifies). A spawn or a preview costs
+    /// at most 2 more while fewer than K cores are active.
+    ///
+    /// ```
+    /// # use chords::{Chords, CpuBackend};
+    /// assert_eq!(Chords::<CpuBackend>::latent_bound(50, 8), 48);
+    /// ```
+    pub fn latent_bound(steps: usize, cores: usize) -> usize {
+        let _ = steps;
+        cores.saturating_mul(6)
     }
 
     /// The initialisation sequence.
@@ -203,6 +231,11 @@ impl<B: Backend> Sampler<B> for Chords<B> {
 
     fn rounds(&self) -> usize {
         self.round
+    }
+
+    /// `6·K` for K cores, independent of T ([`Chords::latent_bound`]).
+    fn max_live_latents(&self) -> usize {
+        Self::latent_bound(self.init.steps(), self.init.cores())
     }
 
     fn requests(&self) -> Vec<Request<B::Latent>> {

@@ -138,6 +138,21 @@ pub trait Sampler<B: Backend> {
     }
     /// Rounds completed so far.
     fn rounds(&self) -> usize;
+    /// The most latents (each of the latent's size) the sampler holds alive at once during a
+    /// [`run`](crate::run), known before any work: its state, the transient results of a
+    /// round's linear algebra, the model outputs of a round in flight (held by the run's
+    /// workers until [`advance`](Self::advance) takes them) and the outputs it has streamed
+    /// while their events are delivered. Latents the caller keeps (clones of event latents,
+    /// a copy of `x0`) are not counted, nor are the extra copies made while a failed core is
+    /// moved to another device ([`Event::CoreMoved`], which a one-device backend never does).
+    ///
+    /// A closed formula in the steps T and the cores K (or blocks B), stated on each
+    /// sampler's implementation and computable without a sampler by its `latent_bound`
+    /// associated function; a latent of `n` f32 values costs `4·n` bytes, so a caller can
+    /// check a memory budget before allocating anything. Every transfer counts as a new
+    /// latent (as on a backend with one device per core), so a backend whose transfers
+    /// between cores of one device are free holds fewer.
+    fn max_live_latents(&self) -> usize;
     /// The model calls of the next round; empty once the sampler has finished.
     fn requests(&self) -> Vec<Request<B::Latent>>;
     /// Takes the outputs of [`requests`](Self::requests) (same order) and completes the round.
@@ -172,6 +187,16 @@ pub trait Sampler<B: Backend> {
     fn is_finished(&self) -> bool {
         self.requests().is_empty()
     }
+}
+
+/// An empty vector with room for `len` entries, or [`Error::Config`](crate::Error::Config)
+/// naming `what` when that much cannot be allocated (instead of aborting the process).
+pub(crate) fn reserved<T>(len: usize, what: &str) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|e| {
+        crate::Error::Config(format!("cannot allocate {what} ({len} entries): {e}"))
+    })?;
+    Ok(v)
 }
 
 /// `jump(x, out, from → to)` on `core`: the one place solver coefficients meet latents.

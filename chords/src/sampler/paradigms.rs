@@ -41,7 +41,7 @@
 
 use std::sync::Arc;
 
-use super::{Event, Output, Request, Sampler, jump};
+use super::{Event, Output, Request, Sampler, jump, reserved};
 use crate::backend::{Backend, Term};
 use crate::error::{Error, Result};
 use crate::solver::Solver;
@@ -162,8 +162,9 @@ impl<B: Backend> Paradigms<B> {
     /// (ParaDIGMS' default is 0.1), from `x0` on core 0.
     ///
     /// # Errors
-    /// [`Error::Config`] when `cores` is 0, `tolerance` is negative or NaN, or the solver
-    /// has no steps.
+    /// [`Error::Config`] when `cores` is 0, `tolerance` is negative or NaN, the solver
+    /// has no steps, or so many steps that [`latent_bound`](Self::latent_bound) overflows
+    /// or the T + 1 points and variances cannot be allocated.
     pub fn new(
         solver: Arc<dyn Solver>,
         cores: usize,
@@ -171,20 +172,50 @@ impl<B: Backend> Paradigms<B> {
         x0: B::Latent,
     ) -> Result<Self> {
         let steps = validate(solver.as_ref(), cores, tolerance)?;
+        if Self::latent_bound(steps, cores) == usize::MAX {
+            return Err(Error::Config(format!(
+                "ParaDIGMS over {steps} steps: the bound T + 2·min(K, T) + 4 on live latents \
+                 overflows"
+            )));
+        }
         let window = cores.min(steps);
-        let variances = (0..=steps)
-            .map(|k| step_variance(solver.as_ref(), k))
-            .collect();
+        // T + 1 entries each (the bound counts the T + 1 points).
+        let mut variances = reserved(steps + 1, "ParaDIGMS step variances")?;
+        variances.extend((0..=steps).map(|k| step_variance(solver.as_ref(), k)));
+        let mut points = reserved(steps + 1, "ParaDIGMS grid points")?;
+        points.resize(steps + 1, x0);
         Ok(Self {
             solver,
             window,
             tolerance,
             variances,
-            points: vec![x0; steps + 1],
+            points,
             begin: 0,
             end: window,
             round: 0,
         })
+    }
+
+    /// [`Sampler::max_live_latents`] of a ParaDIGMS run over `steps` steps with `cores`
+    /// cores: `T + 2·p + 4` with the window `p = min(K, T)` (`usize::MAX` if that
+    /// overflows).
+    ///
+    /// The sampler keeps every grid point it has reached, `X[0..=e]` for the window's end
+    /// e ≤ T (later points share `x0`). A round adds the window's p model outputs and its
+    /// p new points, while the run's requests keep the old ones alive, plus 4 transients
+    /// for the point being made (two transferred inputs, the sum and its transfer).
+    ///
+    /// ```
+    /// # use chords::{CpuBackend, Paradigms};
+    /// assert_eq!(Paradigms::<CpuBackend>::latent_bound(50, 8), 70);
+    /// ```
+    pub fn latent_bound(steps: usize, cores: usize) -> usize {
+        cores
+            .min(steps)
+            .checked_mul(2)
+            .and_then(|n| n.checked_add(steps))
+            .and_then(|n| n.checked_add(4))
+            .unwrap_or(usize::MAX)
     }
 
     /// The window size p.
@@ -237,6 +268,11 @@ impl<B: Backend> Sampler<B> for Paradigms<B> {
 
     fn cores(&self) -> usize {
         self.window
+    }
+
+    /// `T + 2·min(K, T) + 4` ([`Paradigms::latent_bound`]).
+    fn max_live_latents(&self) -> usize {
+        Self::latent_bound(self.solver.steps(), self.window)
     }
 
     fn rounds(&self) -> usize {

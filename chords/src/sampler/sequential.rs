@@ -26,6 +26,14 @@ impl<B: Backend> Sequential<B> {
             round: 0,
         }
     }
+
+    /// [`Sampler::max_live_latents`] of a sequential run, whatever the steps and cores: 3
+    /// (the point, its model output and the next point; the run's request still holds the
+    /// point when the next one is made).
+    pub fn latent_bound(steps: usize, cores: usize) -> usize {
+        let _ = (steps, cores);
+        3
+    }
 }
 
 impl<B: Backend> Sampler<B> for Sequential<B> {
@@ -43,6 +51,11 @@ impl<B: Backend> Sampler<B> for Sequential<B> {
 
     fn rounds(&self) -> usize {
         self.round
+    }
+
+    /// 3: `x_i`, `model(x_i)` and `x_{i+1}` ([`Sequential::latent_bound`]).
+    fn max_live_latents(&self) -> usize {
+        Self::latent_bound(self.solver.steps(), 1)
     }
 
     fn requests(&self) -> Vec<Request<B::Latent>> {

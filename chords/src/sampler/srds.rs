@@ -32,11 +32,14 @@
 //!   Corrections run on the core holding the fine result (`S + G_new − G_old`, one lincomb).
 //! * **Read-back.** The convergence test downloads `W^q[B] − W^{q−1}[B]` once per iteration.
 //! * Work already started for later iterations is dropped when an iteration converges.
+//! * **Memory.** At most `2·B + min(K, B) + 4` latents are alive at once
+//!   ([`Srds::latent_bound_with_blocks`]); the per-iteration tables get a row of B entries
+//!   when an iteration starts (at most one per round), not B×B up front.
 
 use std::sync::Arc;
 
 use super::paradigms::{combine, mean_diff, on_core, validate};
-use super::{Event, Output, Request, Sampler, jump};
+use super::{Event, Output, Request, Sampler, jump, reserved};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::solver::Solver;
@@ -100,11 +103,14 @@ pub struct Srds<B: Backend> {
     tolerance: f64,
     /// Block boundaries `s_0 = 0 < … < s_B = T`.
     starts: Vec<usize>,
-    /// `fine[q][i]`, for q ≤ i < B.
+    /// `fine[q][i]`, for q ≤ i < B. Rows are added as iterations start (see `made`).
     fine: Vec<Vec<Fine<B::Latent>>>,
-    /// `coarse[q][i] = G_i(W^q[i])`, for q ≤ i < B, while still needed.
+    /// `coarse[q][i] = G_i(W^q[i])`, for q ≤ i < B, while still needed; rows as `fine`.
     coarse: Vec<Vec<Option<Placed<B::Latent>>>>,
-    /// `made[q][i]`: the round after which `W^q[i]` existed, for q ≤ i ≤ B.
+    /// `made[q][i]`: the round after which `W^q[i]` existed, for q ≤ i ≤ B. Row q exists
+    /// once `W^q[q]` does (row 0 from the start); a missing row is all `None`/`Idle`, so
+    /// the bookkeeping grows by one row of B entries per iteration reached instead of being
+    /// allocated as B×B tables up front.
     made: Vec<Vec<Option<usize>>>,
     /// `W^q[B]`, the output candidate of iteration q, until compared.
     outputs: Vec<Option<Placed<B::Latent>>>,
@@ -119,8 +125,9 @@ impl<B: Backend> Srds<B> {
     /// SRDS with B = `cores` blocks (clamped to T) and at most `cores` calls per round.
     ///
     /// # Errors
-    /// [`Error::Config`] when `cores` is 0, `tolerance` is negative or NaN, or the solver
-    /// has no steps.
+    /// [`Error::Config`] when `cores` is 0, `tolerance` is negative or NaN, the solver
+    /// has no steps, or the bound on live latents overflows (see
+    /// [`with_blocks`](Self::with_blocks)).
     pub fn new(
         solver: Arc<dyn Solver>,
         cores: usize,
@@ -134,8 +141,10 @@ impl<B: Backend> Srds<B> {
     /// model calls per round, stopping when `mean |W^q[B] − W^{q−1}[B]| < tolerance`.
     ///
     /// # Errors
-    /// [`Error::Config`] when `blocks` or `cores` is 0, `tolerance` is negative or NaN, or
-    /// the solver has no steps.
+    /// [`Error::Config`] when `blocks` or `cores` is 0, `tolerance` is negative or NaN, the
+    /// solver has no steps, or B is so large that
+    /// [`latent_bound_with_blocks`](Self::latent_bound_with_blocks) overflows or the O(B)
+    /// bookkeeping cannot be allocated. Nothing proportional to B² or K is allocated.
     pub fn with_blocks(
         solver: Arc<dyn Solver>,
         blocks: usize,
@@ -147,23 +156,27 @@ impl<B: Backend> Srds<B> {
         if blocks == 0 {
             return Err(Error::Config("at least one block is needed".into()));
         }
+        if Self::latent_bound_with_blocks(steps, blocks, cores) == usize::MAX {
+            return Err(Error::Config(format!(
+                "SRDS with {blocks} blocks over {steps} steps: the bound 2·B + min(K, B) + 4 on \
+                 live latents overflows"
+            )));
+        }
         let b = blocks.min(steps);
-        let starts = (0..=b).map(|i| i * steps / b).collect();
-        let mut fine: Vec<Vec<Fine<B::Latent>>> = (0..b)
-            .map(|_| (0..b).map(|_| Fine::Idle).collect())
-            .collect();
-        fine[0][0] = Fine::Running;
-        let mut made = vec![vec![None; b + 1]; b + 1];
-        made[0][0] = Some(0);
-        Ok(Self {
+        let mut starts = reserved(b + 1, "SRDS block boundaries")?;
+        // i·T/B in u128: i·T can overflow usize when T is huge.
+        starts.extend((0..=b).map(|i| (i as u128 * steps as u128 / b as u128) as usize));
+        let mut outputs = reserved(b + 1, "SRDS iteration outputs")?;
+        outputs.resize(b + 1, None);
+        let mut sampler = Self {
             solver,
             cores,
             tolerance,
             starts,
-            fine,
-            coarse: vec![vec![None; b]; b],
-            made,
-            outputs: vec![None; b + 1],
+            fine: Vec::new(),
+            coarse: Vec::new(),
+            made: Vec::new(),
+            outputs,
             checked: 0,
             pending: vec![Call {
                 q: 0,
@@ -174,12 +187,72 @@ impl<B: Backend> Srds<B> {
             }],
             round: 0,
             done: false,
-        })
+        };
+        sampler.ensure_row(0)?;
+        sampler.fine[0][0] = Fine::Running;
+        sampler.made[0][0] = Some(0);
+        Ok(sampler)
+    }
+
+    /// [`Sampler::max_live_latents`] of [`Srds::new`] (B = K blocks):
+    /// [`latent_bound_with_blocks`](Self::latent_bound_with_blocks)`(steps, cores, cores)`,
+    /// `3·min(K, T) + 4`.
+    ///
+    /// ```
+    /// # use chords::{CpuBackend, Srds};
+    /// assert_eq!(Srds::<CpuBackend>::latent_bound(50, 8), 28);
+    /// ```
+    pub fn latent_bound(steps: usize, cores: usize) -> usize {
+        Self::latent_bound_with_blocks(steps, cores, cores)
+    }
+
+    /// [`Sampler::max_live_latents`] of [`Srds::with_blocks`]: `2·B + min(K, B) + 4` with
+    /// `B = min(blocks, T)` (`usize::MAX` if that overflows).
+    ///
+    /// Write `f_q` for the last boundary of iteration q made so far. The scheduler never
+    /// lets iteration q+1 overtake iteration q (`f_{q+1} ≤ f_q`: of two fine solves of one
+    /// block, the older iteration's is started no later and always scheduled first), so
+    /// fine solve (q, i) is alive only for `f_{q+1} ≤ i ≤ f_q`, and so is its coarse jump
+    /// `G_i(W^q[i])`; summed over q this telescopes to at most B + 1 fine solves and
+    /// iteration outputs and B coarse jumps. A round adds one latent per call (its output,
+    /// then its input, which the run's request keeps), at most `min(K, B)` calls, plus 3
+    /// transients for the correction being made.
+    ///
+    /// ```
+    /// # use chords::{CpuBackend, Srds};
+    /// assert_eq!(Srds::<CpuBackend>::latent_bound_with_blocks(50, 7, 16), 25);
+    /// ```
+    pub fn latent_bound_with_blocks(steps: usize, blocks: usize, cores: usize) -> usize {
+        let b = blocks.min(steps);
+        b.checked_mul(2)
+            .and_then(|n| n.checked_add(cores.min(b)))
+            .and_then(|n| n.checked_add(4))
+            .unwrap_or(usize::MAX)
     }
 
     /// The number of blocks B.
     pub fn blocks(&self) -> usize {
         self.starts.len() - 1
+    }
+
+    /// Adds the bookkeeping rows up to iteration `q` (B or B + 1 entries a table), all
+    /// idle; [`Error::Config`] if they cannot be allocated.
+    fn ensure_row(&mut self, q: usize) -> Result<()> {
+        let nb = self.blocks();
+        while self.made.len() <= q {
+            if self.made.len() < nb {
+                let mut fine = reserved(nb, "SRDS fine solves")?;
+                fine.extend((0..nb).map(|_| Fine::Idle));
+                let mut coarse = reserved(nb, "SRDS coarse jumps")?;
+                coarse.resize(nb, None);
+                self.fine.push(fine);
+                self.coarse.push(coarse);
+            }
+            let mut made = reserved(nb + 1, "SRDS boundary rounds")?;
+            made.resize(nb + 1, None);
+            self.made.push(made);
+        }
+        Ok(())
     }
 
     /// The block boundaries `s_0 = 0 < s_1 < … < s_B = T`.
@@ -205,8 +278,12 @@ impl<B: Backend> Srds<B> {
         let nb = self.blocks();
         let mut made = Vec::new();
         for q in 0..=nb {
+            // Row q is missing until W^q[q] exists, and W^q[·] needs row q − 1.
+            if q > self.made.len() {
+                break;
+            }
             for i in q.max(1)..=nb {
-                if self.made[q][i].is_some() {
+                if self.made.get(q).is_some_and(|row| row[i].is_some()) {
                     continue;
                 }
                 let w = if q == 0 {
@@ -242,6 +319,7 @@ impl<B: Backend> Srds<B> {
                     }
                 };
                 // W^q[i] is known: start its fine solve, or keep it as iteration q's output.
+                self.ensure_row(q)?;
                 self.made[q][i] = Some(self.round);
                 if i < nb {
                     self.fine[q][i] = Fine::Ready(0, w.clone());
@@ -323,11 +401,20 @@ impl<B: Backend> Srds<B> {
                 x: p.x,
             });
         }
-        // A call keeps the core its input lives on when that core is still free.
-        let mut busy = vec![false; self.cores];
+        // A call keeps the core its input lives on when that core is still free. Only the
+        // cores the calls name, and as many as there are calls, can be taken: `busy` is no
+        // wider (not K wide, however many cores were asked for).
+        let width = calls
+            .iter()
+            .map(|c| c.core.saturating_add(1))
+            .chain([calls.len()])
+            .max()
+            .unwrap_or(0)
+            .min(self.cores);
+        let mut busy = vec![false; width];
         let homed: Vec<bool> = calls
             .iter()
-            .map(|c| c.core < self.cores && !std::mem::replace(&mut busy[c.core], true))
+            .map(|c| c.core < width && !std::mem::replace(&mut busy[c.core], true))
             .collect();
         for (call, homed) in calls.iter_mut().zip(homed) {
             if !homed {
@@ -358,6 +445,11 @@ impl<B: Backend> Sampler<B> for Srds<B> {
 
     fn cores(&self) -> usize {
         self.cores
+    }
+
+    /// `2·B + min(K, B) + 4` ([`Srds::latent_bound_with_blocks`]).
+    fn max_live_latents(&self) -> usize {
+        Self::latent_bound_with_blocks(self.solver.steps(), self.blocks(), self.cores)
     }
 
     fn rounds(&self) -> usize {

@@ -186,7 +186,7 @@ impl Settings {
         };
         let stop: chords::StopRule = args.stop.parse()?;
         if args.model == Some(crate::cli::ModelKind::Emoji) {
-            chords_wgpu::emoji::class_index(&args.class).map_err(anyhow::Error::msg)?;
+            chords_wgpu::emoji::class_index(args.class()).map_err(anyhow::Error::msg)?;
         }
         if !matches!(args.schedule.strategy, Strategy::Optimal) || args.schedule.init.is_some() {
             let method = Method::from_args(&args, None)?;
