@@ -310,7 +310,7 @@ fn bad_input_is_one_line_and_exit_code_2() {
         ),
         (
             r(&["--means", &means, "--x0", &d("missing.npy")]),
-            vec!["missing.npy", "cannot read"],
+            vec!["missing.npy", "cannot open"],
         ),
         (
             r(&["--means", &d("text.npy")]),
@@ -641,7 +641,7 @@ fn ctrl_c_stops_a_render_and_keeps_its_report() {
             "--backend",
             "cpu",
             "--steps",
-            "2000000",
+            "100000",
             "--cores",
             "4",
         ])

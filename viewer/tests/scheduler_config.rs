@@ -424,7 +424,7 @@ fn unknown_fields_are_named_in_one_warning() {
         "--steps",
         "10",
         "--cores",
-        "2",
+        "4",
     ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let warnings: Vec<&str> = stderr

@@ -185,6 +185,12 @@ pub fn solver_from_config(
             kind.class_name()
         )));
     }
+    if kind != SchedulerKind::FlowMatchEuler && options.sigmas.is_some() {
+        return Err(ConfigError::Options(format!(
+            "given sigmas (--flux-sigmas) belong to flow-matching configs, not {}",
+            kind.class_name()
+        )));
+    }
     let mut fields = config.reader();
     let solver: Arc<dyn Solver> = match kind {
         SchedulerKind::Ddim => Arc::new(vp::ddim(&mut fields, steps)?),
