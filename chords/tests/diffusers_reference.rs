@@ -277,8 +277,8 @@ fn sequential_solve_equals_diffusers_loops_and_chords_keeps_its_guarantee() {
             "{name}: the formula loop is {gap:e} from diffusers' own"
         );
 
-        let scale = solver.initial_noise_scale() as f32;
-        let x0: Vec<f32> = unit_noise().iter().map(|v| v * scale).collect();
+        let mut x0 = unit_noise();
+        chords::noise::scale_to_initial(solver.as_ref(), &mut x0);
         let x0 = CpuBackend.upload(0, &x0).expect("upload");
         let hits = |sampler: &mut dyn chords::Sampler<CpuBackend>| {
             let mut hits = Vec::new();

@@ -1,7 +1,7 @@
 //! `FlowMatchEulerDiscreteScheduler`: flow-matching models (SD3, Flux).
 
 use super::config::Fields;
-use super::vp::{karras_sigmas, train_steps};
+use super::vp::{Ramp, train_steps};
 use super::{ConfigError, DiffusersOptions};
 use crate::schedule::FlowSchedule;
 use crate::schedule::numpy::linspace;
@@ -52,21 +52,7 @@ pub(super) fn euler(
         "stochastic sampling adds fresh noise at every step; CHORDS needs a deterministic \
          one-step map of (x, model output)",
     )?;
-    fields.require_flag(
-        "use_beta_sigmas",
-        false,
-        false,
-        "beta-distributed sigmas are not supported; use use_karras_sigmas or \
-         use_exponential_sigmas",
-    )?;
-    let karras = fields.flag("use_karras_sigmas", false)?;
-    let exponential = fields.flag("use_exponential_sigmas", false)?;
-    if karras && exponential {
-        return Err(fields.refuse(
-            "use_exponential_sigmas",
-            "only one of use_karras_sigmas and use_exponential_sigmas can be set",
-        ));
-    }
+    let ramp = Ramp::from_fields(fields)?;
     let terminal = fields
         .optional_number("shift_terminal")?
         .filter(|t| *t != 0.0);
@@ -133,16 +119,8 @@ pub(super) fn euler(
             *s = 1.0 - (1.0 - *s) / scale;
         }
     }
-    if karras || exponential {
-        let (lo, hi) = (sigmas[steps - 1], sigmas[0]);
-        sigmas = if karras {
-            karras_sigmas(lo, hi, steps)
-        } else {
-            linspace(hi.ln(), lo.ln(), steps)
-                .into_iter()
-                .map(f64::exp)
-                .collect()
-        };
+    if ramp != Ramp::None {
+        sigmas = ramp.sigmas(sigmas[steps - 1], sigmas[0], steps);
     }
     let sigmas32: Vec<f32> = sigmas.iter().map(|&s| s as f32).collect();
     let times: Vec<f64> = sigmas32.iter().map(|&s| (s * nf) as f64).collect();

@@ -243,22 +243,8 @@ pub(super) fn euler_discrete(
             return Err(fields.refuse("interpolation_type", "supported: linear, log_linear"));
         }
     };
-    let karras = fields.flag("use_karras_sigmas", false)?;
-    let exponential = fields.flag("use_exponential_sigmas", false)?;
-    fields.require_flag(
-        "use_beta_sigmas",
-        false,
-        false,
-        "beta-distributed sigmas are not supported; use use_karras_sigmas or \
-         use_exponential_sigmas",
-    )?;
-    if karras && exponential {
-        return Err(fields.refuse(
-            "use_exponential_sigmas",
-            "only one of use_karras_sigmas and use_exponential_sigmas can be set",
-        ));
-    }
-    if karras || exponential {
+    let ramp = Ramp::from_fields(fields)?;
+    if ramp != Ramp::None {
         let first = sigmas.first().copied().unwrap_or(1.0);
         let last = sigmas.last().copied().unwrap_or(1.0);
         let lo = fields.optional_number("sigma_min")?.unwrap_or(last);
@@ -266,14 +252,7 @@ pub(super) fn euler_discrete(
         if !(lo > 0.0 && hi >= lo) {
             return Err(fields.refuse("sigma_min", "needs 0 < sigma_min ≤ sigma_max"));
         }
-        sigmas = if karras {
-            karras_sigmas(lo, hi, steps)
-        } else {
-            linspace(hi.ln(), lo.ln(), steps)
-                .into_iter()
-                .map(f64::exp)
-                .collect()
-        };
+        sigmas = ramp.sigmas(lo, hi, steps);
         times = sigmas.iter().map(|&s| sigma_to_t(s, &log_sigmas)).collect();
     }
     let last = match fields.text("final_sigmas_type", "zero")?.as_str() {
@@ -311,8 +290,54 @@ pub(super) fn euler_discrete(
     )?)
 }
 
+/// How a scheduler respaces its sigmas (`use_karras_sigmas`, `use_exponential_sigmas`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Ramp {
+    /// As spaced.
+    None,
+    /// Karras et al.'s ρ = 7 ramp.
+    Karras,
+    /// Log-linear from the largest to the smallest σ.
+    Exponential,
+}
+
+impl Ramp {
+    /// The respacing a config asks for (at most one; beta sigmas are refused).
+    pub(super) fn from_fields(fields: &mut Fields<'_>) -> Result<Self, ConfigError> {
+        fields.require_flag(
+            "use_beta_sigmas",
+            false,
+            false,
+            "beta-distributed sigmas are not supported; use use_karras_sigmas or \
+             use_exponential_sigmas",
+        )?;
+        let karras = fields.flag("use_karras_sigmas", false)?;
+        let exponential = fields.flag("use_exponential_sigmas", false)?;
+        match (karras, exponential) {
+            (true, true) => Err(fields.refuse(
+                "use_exponential_sigmas",
+                "only one of use_karras_sigmas and use_exponential_sigmas can be set",
+            )),
+            (true, false) => Ok(Self::Karras),
+            (false, true) => Ok(Self::Exponential),
+            (false, false) => Ok(Self::None),
+        }
+    }
+
+    /// `steps` sigmas from `hi` down to `lo` (not called for [`Ramp::None`]).
+    pub(super) fn sigmas(self, lo: f64, hi: f64, steps: usize) -> Vec<f64> {
+        match self {
+            Self::Karras => karras_sigmas(lo, hi, steps),
+            _ => linspace(hi.ln(), lo.ln(), steps)
+                .into_iter()
+                .map(f64::exp)
+                .collect(),
+        }
+    }
+}
+
 /// Karras et al.'s σ ramp with ρ = 7 from `hi` to `lo` over `steps` points.
-pub(super) fn karras_sigmas(lo: f64, hi: f64, steps: usize) -> Vec<f64> {
+fn karras_sigmas(lo: f64, hi: f64, steps: usize) -> Vec<f64> {
     let rho = 7.0;
     let (min_inv, max_inv) = (lo.powf(1.0 / rho), hi.powf(1.0 / rho));
     linspace(0.0, 1.0, steps)
