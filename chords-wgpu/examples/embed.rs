@@ -161,10 +161,7 @@ impl Gfx {
                 let x0 =
                     worker.upload(0, &noise::gaussian(7, cpu.latent_shape().iter().product()))?;
                 let mut sampler = Chords::new(solver, InitSequence::parse(SEQUENCE, STEPS)?, x0)?;
-                let options = RunOptions {
-                    stop: StopRule::All,
-                    ..Default::default()
-                };
+                let options = RunOptions::default().with_stop(StopRule::All);
                 let summary =
                     chords::run(&mut sampler, worker.as_ref(), &model, &options, &mut |e| {
                         if let Event::Preview(o) | Event::Hit(o) = e {

@@ -106,11 +106,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let x0 = noise::gaussian(1, m);
     for (name, threads) in [("one worker thread", 1), ("one thread per core", 0)] {
         let mut sampler = Chords::new(solver.clone(), init.clone(), backend.upload(0, &x0)?)?;
-        let options = RunOptions {
-            threads,
-            stop: StopRule::All,
-            ..Default::default()
-        };
+        let options = RunOptions::default()
+            .with_threads(threads)
+            .with_stop(StopRule::All);
         let started = Instant::now();
         let summary = run(&mut sampler, &backend, &Identity, &options, &mut |_| {})?;
         let secs = started.elapsed().as_secs_f64();
@@ -127,11 +125,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &mut sampler,
         &chords::CpuBackend,
         &Identity,
-        &RunOptions {
-            threads: 1,
-            stop: StopRule::All,
-            ..Default::default()
-        },
+        &RunOptions::default()
+            .with_threads(1)
+            .with_stop(StopRule::All),
         &mut |_| {},
     )?;
     println!(

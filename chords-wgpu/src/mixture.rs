@@ -79,6 +79,11 @@ impl Model<WgpuBackend> for GpuMixture<'_> {
             Prediction::Epsilon => 1,
             Prediction::V => 2,
             Prediction::Sample => 3,
+            other => {
+                return Err(ModelError::new(format!(
+                    "the wgpu mixture kernel has no {other:?} prediction"
+                )));
+            }
         };
         let params = gpu.uniform(&[
             self.numel as u32,

@@ -19,6 +19,7 @@ pub(crate) const WAIT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How cores share devices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum DeviceSharing {
     /// One device per adapter; cores on the same adapter share it (no copies between them).
     #[default]
@@ -30,6 +31,7 @@ pub enum DeviceSharing {
 
 /// What devices to create.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct PoolOptions {
     /// Number of CHORDS cores.
     pub cores: usize,
@@ -52,6 +54,27 @@ impl PoolOptions {
             adapters: Vec::new(),
             sharing: DeviceSharing::PerAdapter,
         }
+    }
+
+    /// These options on the adapters `adapters` (names or indices, as in
+    /// [`adapters`](Self::adapters)).
+    #[must_use]
+    pub fn with_adapters(mut self, adapters: Vec<String>) -> Self {
+        self.adapters = adapters;
+        self
+    }
+
+    /// These options with devices shared as `sharing` says.
+    ///
+    /// ```
+    /// use chords_wgpu::{DeviceSharing, PoolOptions};
+    /// let options = PoolOptions::new(4).with_sharing(DeviceSharing::PerCore);
+    /// assert_eq!(options.sharing, DeviceSharing::PerCore);
+    /// ```
+    #[must_use]
+    pub fn with_sharing(mut self, sharing: DeviceSharing) -> Self {
+        self.sharing = sharing;
+        self
     }
 }
 

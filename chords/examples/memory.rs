@@ -58,11 +58,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let init = InitSequence::from_strategy(InitStrategy::Paper, steps, cores)?;
         let x0 = backend.upload(0, &vec![0.1; numel])?;
         let mut sampler = Chords::new(solver, init, x0)?;
-        let options = RunOptions {
-            threads: 2,
-            stop: StopRule::All,
-            ..Default::default()
-        };
+        let options = RunOptions::default()
+            .with_threads(2)
+            .with_stop(StopRule::All);
         let summary = run(
             &mut sampler,
             &backend,

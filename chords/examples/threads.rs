@@ -48,11 +48,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for repeat in 0..=repeats {
             let mut sampler =
                 Chords::new(solver.clone(), init.clone(), CpuBackend.upload(0, &x0)?)?;
-            let options = RunOptions {
-                threads,
-                stop: StopRule::CoreIndex(1),
-                ..Default::default()
-            };
+            let options = RunOptions::default()
+                .with_threads(threads)
+                .with_stop(StopRule::CoreIndex(1));
             let started = Instant::now();
             summary = Some(run(
                 &mut sampler,

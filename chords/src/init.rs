@@ -82,6 +82,7 @@ pub enum InitError {
 
 /// How to choose a sequence when none is given explicitly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum InitStrategy {
     /// The authors' sequences (T = 50: 4 cores 0-8-16-32, 6 cores 0-3-6-12-24-36, 8 cores
     /// 0-2-4-8-16-24-32-40), scaled to other T.
@@ -282,6 +283,7 @@ impl fmt::Display for InitSequence {
 
 /// The output schedule an initialisation sequence implies.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Plan {
     /// Steps T.
     pub steps: usize,
@@ -295,6 +297,7 @@ pub struct Plan {
 
 /// When one core's output arrives.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub struct PlannedHit {
     /// The core.
     pub core: usize,

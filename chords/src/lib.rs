@@ -31,7 +31,7 @@
 //! let x0 = CpuBackend.upload(0, &vec![0.1; 3 * 32 * 32]).unwrap();
 //! let init = InitSequence::parse("0-2-4-8-16-24-32-40", 50).unwrap();
 //! let mut sampler = Chords::new(solver, init, x0).unwrap();
-//! let options = RunOptions { threads: 0, stop: StopRule::CoreIndex(1), ..Default::default() };
+//! let options = RunOptions::default().with_threads(0).with_stop(StopRule::CoreIndex(1));
 //! let summary = run(&mut sampler, &CpuBackend, &model, &options, &mut |event| {
 //!     if let Event::Hit(hit) = event {
 //!         println!("core {} after round {}: {:.2}x", hit.core, hit.round, hit.speedup);
@@ -63,7 +63,7 @@ pub use cancel::CancelToken;
 pub use error::{Error, Result};
 pub use init::{InitError, InitSequence, InitStrategy, Plan, PlannedHit};
 pub use mixture::GaussianMixture;
-pub use model::{Model, ModelError};
+pub use model::{Model, ModelError, panic_message};
 pub use run::{MAX_DEFAULT_THREADS, RunOptions, RunSummary, StopReason, residual, rmse, run};
 pub use sampler::{Chords, Event, Output, Paradigms, Request, Sampler, Sequential, Srds};
 pub use schedule::{BetaSchedule, FlowSchedule, SigmaSchedule, Spacing, Timestep, VpSchedule};

@@ -69,4 +69,32 @@ impl ModelError {
             message: message.into(),
         }
     }
+
+    /// The error of a model call that panicked, with the panic's message.
+    ///
+    /// ```
+    /// let payload = std::panic::catch_unwind(|| panic!("index out of bounds")).unwrap_err();
+    /// let e = chords::ModelError::from_panic(payload.as_ref());
+    /// assert_eq!(e.to_string(), "the model panicked: index out of bounds");
+    /// ```
+    pub fn from_panic(payload: &(dyn std::any::Any + Send)) -> Self {
+        Self::new(format!("the model panicked: {}", panic_message(payload)))
+    }
+}
+
+/// The message of a caught panic (`panic!`'s text), or `"unknown cause"` for a payload
+/// that is not text.
+///
+/// ```
+/// let payload = std::panic::catch_unwind(|| panic!("at {}", 3)).unwrap_err();
+/// assert_eq!(chords::panic_message(payload.as_ref()), "at 3");
+/// ```
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    if let Some(text) = payload.downcast_ref::<&'static str>() {
+        text
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text
+    } else {
+        "unknown cause"
+    }
 }

@@ -156,11 +156,9 @@ fn hits<M: Model<CpuBackend> + ?Sized>(
     model: &M,
 ) -> Result<Vec<(usize, Vec<f32>)>> {
     let mut hits = Vec::new();
-    let options = RunOptions {
-        threads: 1,
-        stop: StopRule::All,
-        ..Default::default()
-    };
+    let options = RunOptions::default()
+        .with_threads(1)
+        .with_stop(StopRule::All);
     run(sampler, &CpuBackend, model, &options, &mut |e| {
         if let Event::Hit(h) = e {
             hits.push((h.round, h.latent.as_slice().to_vec()));

@@ -22,6 +22,7 @@ pub const MAX_DEFAULT_THREADS: usize = 64;
 
 /// How to run a sampler.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct RunOptions {
     /// Worker threads for model calls; 0 means one per core ([`Sampler::cores`]), at most
     /// [`MAX_DEFAULT_THREADS`]. 1 runs calls inline. Ignored
@@ -47,8 +48,45 @@ impl Default for RunOptions {
     }
 }
 
+impl RunOptions {
+    /// These options with `threads` worker threads for model calls.
+    ///
+    /// ```
+    /// use chords::{RunOptions, StopRule};
+    /// let options = RunOptions::default().with_threads(2).with_stop(StopRule::All);
+    /// assert_eq!((options.threads, options.stop), (2, StopRule::All));
+    /// ```
+    #[must_use]
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        self.threads = threads;
+        self
+    }
+
+    /// These options with the stop rule `stop`.
+    #[must_use]
+    pub fn with_stop(mut self, stop: StopRule) -> Self {
+        self.stop = stop;
+        self
+    }
+
+    /// These options, cancelled by `cancel`.
+    #[must_use]
+    pub fn with_cancel(mut self, cancel: CancelToken) -> Self {
+        self.cancel = cancel;
+        self
+    }
+
+    /// These options with core 0's host mirror on or off.
+    #[must_use]
+    pub fn with_mirror(mut self, mirror: bool) -> Self {
+        self.mirror = mirror;
+        self
+    }
+}
+
 /// Why a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum StopReason {
     /// The stop rule was met.
     Rule,
@@ -58,8 +96,24 @@ pub enum StopReason {
     Cancelled,
 }
 
+impl StopReason {
+    /// A short lowercase name: `rule`, `finished` or `cancelled`.
+    ///
+    /// ```
+    /// assert_eq!(chords::StopReason::Cancelled.name(), "cancelled");
+    /// ```
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Rule => "rule",
+            Self::Finished => "finished",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
 /// What a run did.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct RunSummary {
     /// Rounds of model calls.
     pub rounds: usize,
@@ -91,10 +145,10 @@ where
     if model.batches() {
         return drive(sampler, backend, options, on_event, &mut |requests| {
             let outputs = catch_unwind(AssertUnwindSafe(|| model.evaluate_batch(requests)))
-                .unwrap_or_else(|_| {
+                .unwrap_or_else(|payload| {
                     requests
                         .iter()
-                        .map(|_| Err(ModelError::new("the model panicked")))
+                        .map(|_| Err(ModelError::from_panic(payload.as_ref())))
                         .collect()
                 });
             if outputs.len() != requests.len() {
@@ -184,7 +238,7 @@ fn call<B: Backend, M: Model<B> + ?Sized>(
     catch_unwind(AssertUnwindSafe(|| {
         model.evaluate(r.core, &r.latent, &r.timestep)
     }))
-    .unwrap_or_else(|_| Err(ModelError::new("the model panicked")))
+    .unwrap_or_else(|payload| Err(ModelError::from_panic(payload.as_ref())))
 }
 
 type Evaluator<'a, L> = dyn FnMut(&[Request<L>]) -> Result<Vec<Result<L, ModelError>>> + 'a;

@@ -15,6 +15,7 @@ use crate::error::Error;
 /// assert!("core-index:x".parse::<StopRule>().is_err());
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub enum StopRule {
     /// Stop at the N-th output, counting the preview as 0 (1 = the fastest core's hit).
     CoreIndex(usize),

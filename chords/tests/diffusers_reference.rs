@@ -164,12 +164,7 @@ fn unit_noise() -> Vec<f32> {
 /// The mixture's output at `x` for a model told `x = alpha·x_data + sigma·ε`.
 fn model_output(model: &chords::GaussianMixture, x: &[f64], alpha: f64, sigma: f64) -> Vec<f64> {
     use chords::Model;
-    let t = chords::Timestep {
-        index: 0,
-        t: 0.0,
-        alpha,
-        sigma,
-    };
+    let t = chords::Timestep::new(0, 0.0, alpha, sigma);
     let x: Vec<f32> = x.iter().map(|&v| v as f32).collect();
     let out = model
         .evaluate(0, &chords::CpuLatent::from(x), &t)
@@ -268,6 +263,7 @@ fn sequential_solve_equals_diffusers_loops_and_chords_keeps_its_guarantee() {
             chords::Prediction::V => "v_prediction",
             chords::Prediction::Sample => "sample",
             chords::Prediction::Velocity => "flow",
+            other => panic!("no diffusers loop for {other:?}"),
         };
         let model = mixture(prediction);
         let ours = diffusers_loop(case, &model, prediction_name);
@@ -282,11 +278,9 @@ fn sequential_solve_equals_diffusers_loops_and_chords_keeps_its_guarantee() {
         let x0 = CpuBackend.upload(0, &x0).expect("upload");
         let hits = |sampler: &mut dyn chords::Sampler<CpuBackend>| {
             let mut hits = Vec::new();
-            let opts = RunOptions {
-                threads: 1,
-                stop: StopRule::All,
-                ..Default::default()
-            };
+            let opts = RunOptions::default()
+                .with_threads(1)
+                .with_stop(StopRule::All);
             chords::run(sampler, &CpuBackend, &model, &opts, &mut |e| {
                 if let Event::Hit(h) = e {
                     hits.push(h.latent.as_slice().to_vec());

@@ -51,11 +51,9 @@ fn peak(threads: usize, make: impl FnOnce(Latent) -> Box<dyn Sampler<Counter>>) 
     let mut sampler = make(x0);
     let bound = sampler.max_live_latents();
     let model = CountedModel(&backend, mixture());
-    let options = RunOptions {
-        threads,
-        stop: StopRule::All,
-        ..Default::default()
-    };
+    let options = RunOptions::default()
+        .with_threads(threads)
+        .with_stop(StopRule::All);
     run(sampler.as_mut(), &backend, &model, &options, &mut |_| {}).unwrap();
     assert!(sampler.is_finished(), "{} did not finish", sampler.name());
     drop(sampler);
@@ -182,12 +180,7 @@ impl Solver for Huge {
         self.0
     }
     fn timestep(&self, index: usize) -> Timestep {
-        Timestep {
-            index,
-            t: 0.5,
-            sigma: 0.5,
-            alpha: 0.5,
-        }
+        Timestep::new(index, 0.5, 0.5, 0.5)
     }
     fn jump(&self, _from: usize, _to: usize) -> chords::Jump {
         chords::Jump { a: 1.0, b: 0.0 }

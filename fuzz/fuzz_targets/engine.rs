@@ -87,11 +87,9 @@ fuzz_target!(|case: Case| {
     let model = Failing { mixture, failures };
     let x0: Vec<f32> = case.x0.iter().map(|v| *v as f32 / 50.0).collect();
     let solver = Arc::new(Euler::new(FlowSchedule::new(steps, 1.0).expect("steps ≥ 1")));
-    let options = RunOptions {
-        threads: if case.threads { 0 } else { 1 },
-        stop,
-        ..Default::default()
-    };
+    let options = RunOptions::default()
+        .with_threads(if case.threads { 0 } else { 1 })
+        .with_stop(stop);
     let mut sampler = Chords::new(solver.clone(), init, CpuLatent::from(x0.clone())).expect("init fits");
     let (result, last, hits) = final_of(&mut sampler, &model, &options);
     let summary = match (result, stop) {
@@ -119,7 +117,7 @@ fuzz_target!(|case: Case| {
         let (core, bits) = last.expect("a finished run has hits");
         assert_eq!(core, 0);
         let mut sequential = Sequential::new(solver, CpuLatent::from(x0));
-        let all = RunOptions { threads: 1, stop: StopRule::All, ..Default::default() };
+        let all = RunOptions::default().with_threads(1).with_stop(StopRule::All);
         let (_, want, _) = final_of(&mut sequential, &model.mixture, &all);
         assert_eq!(Some(bits), want.map(|w| w.1));
     }

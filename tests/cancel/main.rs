@@ -46,12 +46,10 @@ fn sample<B: Backend, M: Model<B>>(
     let init = InitSequence::parse(INIT, STEPS).unwrap();
     let mut sampler = Chords::new(solver, init, x0).unwrap();
     let cancel = CancelToken::new();
-    let options = RunOptions {
-        threads: 0,
-        stop: StopRule::All,
-        cancel: cancel.clone(),
-        ..Default::default()
-    };
+    let options = RunOptions::default()
+        .with_threads(0)
+        .with_stop(StopRule::All)
+        .with_cancel(cancel.clone());
     let (mut outputs, mut calls) = (Vec::new(), Vec::new());
     let summary = run(&mut sampler, backend, model, &options, &mut |e| match e {
         Event::Preview(o) | Event::Hit(o) => outputs.push(o.latent.clone()),
@@ -101,10 +99,7 @@ fn a_cancelled_run_stops_at_once_and_leaves_nothing_behind() {
     }
 
     // wgpu: cancel, then run again on the same pool; same as on a fresh pool.
-    let pool = |sharing| match DevicePool::new(&PoolOptions {
-        sharing,
-        ..PoolOptions::new(8)
-    }) {
+    let pool = |sharing| match DevicePool::new(&PoolOptions::new(8).with_sharing(sharing)) {
         Ok(pool) => Some(Arc::new(pool)),
         Err(WgpuError::NoAdapter(why)) if std::env::var("CI").as_deref() != Ok("true") => {
             eprintln!("skipping the wgpu part: no adapter ({why})");

@@ -30,11 +30,9 @@ type Recorded = (RunSummary, Vec<Event<CpuLatent>>);
 
 fn record<M: Model<CpuBackend>>(sampler: &mut dyn Sampler<CpuBackend>, model: &M) -> Recorded {
     let mut events = Vec::new();
-    let options = RunOptions {
-        threads: 1,
-        stop: StopRule::All,
-        ..Default::default()
-    };
+    let options = RunOptions::default()
+        .with_threads(1)
+        .with_stop(StopRule::All);
     let summary = run(sampler, &CpuBackend, model, &options, &mut |e| {
         events.push(e.clone())
     })
@@ -384,11 +382,9 @@ fn both_baselines<B: Backend, M: Model<B>>(
         Box::new(Paradigms::new(flow(20), 4, 0.1, x0.clone()).unwrap()),
         Box::new(Srds::new(flow(20), 4, 1e-3, x0).unwrap()),
     ];
-    let options = RunOptions {
-        threads: 4,
-        stop: StopRule::All,
-        ..Default::default()
-    };
+    let options = RunOptions::default()
+        .with_threads(4)
+        .with_stop(StopRule::All);
     samplers
         .into_iter()
         .map(|mut sampler| {
@@ -409,10 +405,7 @@ fn both_baselines<B: Backend, M: Model<B>>(
 /// outside CI, like `wgpu.rs`.
 #[test]
 fn baselines_on_four_devices_match_the_cpu() {
-    let options = PoolOptions {
-        sharing: DeviceSharing::PerCore,
-        ..PoolOptions::new(4)
-    };
+    let options = PoolOptions::new(4).with_sharing(DeviceSharing::PerCore);
     let pool = match DevicePool::new(&options) {
         Ok(pool) => Arc::new(pool),
         Err(WgpuError::NoAdapter(why)) if std::env::var("CI").as_deref() != Ok("true") => {

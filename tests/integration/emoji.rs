@@ -37,11 +37,9 @@ fn sample(model: &EmojiModel, seed: u64) -> Vec<f32> {
     )
     .unwrap();
     let mut hit = None;
-    let options = RunOptions {
-        threads: 0,
-        stop: StopRule::CoreIndex(1),
-        ..Default::default()
-    };
+    let options = RunOptions::default()
+        .with_threads(0)
+        .with_stop(StopRule::CoreIndex(1));
     run(&mut sampler, &CpuBackend, model, &options, &mut |e| {
         if let Event::Hit(h) = e {
             hit = Some(h.latent.as_slice().to_vec());
@@ -126,11 +124,9 @@ fn training_resumes_exactly() {
     // 24 random pictures in 3 classes; 4 steps straight vs 2 + save + resume + 2, each step
     // on two threads.
     let data = noise_dataset(9, (0..24).map(|i| i % 3).collect());
-    let config = TrainConfig {
-        batch: 4,
-        threads: 2,
-        ..TrainConfig::default()
-    };
+    let mut config = TrainConfig::default();
+    config.batch = 4;
+    config.threads = 2;
     let device = cpu_device();
     let mut straight = Trainer::new(config.clone(), &device);
     let losses: Vec<f32> = (0..4).map(|_| straight.step(&data).unwrap()).collect();
@@ -167,11 +163,9 @@ fn training_resumes_exactly() {
 #[test]
 fn training_on_wgpu_matches_ndarray() {
     let data = noise_dataset(11, vec![0, 2, 5, 7]);
-    let config = TrainConfig {
-        batch: 2,
-        threads: 1,
-        ..TrainConfig::default()
-    };
+    let mut config = TrainConfig::default();
+    config.batch = 2;
+    config.threads = 1;
     let wgpu = Device::wgpu(burn::tensor::DeviceKind::default());
     let run = |device: &Device| {
         let mut trainer = Trainer::from_weights(config.clone(), device, weights(), "shipped")
@@ -200,10 +194,7 @@ fn all_outputs<B: Backend, M: chords::Model<B>>(backend: &B, model: &M) -> Vec<V
     let init = InitSequence::parse("0-1-2-4-6-8-10-12", 20).unwrap();
     let mut sampler = Chords::new(solver, init, x0).unwrap();
     let mut outputs = Vec::new();
-    let options = RunOptions {
-        stop: StopRule::All,
-        ..Default::default()
-    };
+    let options = RunOptions::default().with_stop(StopRule::All);
     run(&mut sampler, backend, model, &options, &mut |e| {
         if let Event::Preview(o) | Event::Hit(o) = e {
             outputs.push(o.latent.clone());
@@ -260,10 +251,7 @@ fn on_the_pools_own_device_the_model_matches_ndarray() {
         assert!(err < 1e-6, "a second model on the same device: {err}");
     }
     // A pool of several devices is refused with a reason, not run wrongly.
-    let options = PoolOptions {
-        sharing: chords_wgpu::DeviceSharing::PerCore,
-        ..PoolOptions::new(2)
-    };
+    let options = PoolOptions::new(2).with_sharing(chords_wgpu::DeviceSharing::PerCore);
     let two = WgpuBackend::new(Arc::new(DevicePool::new(&options).unwrap()));
     let err = GpuEmojiModel::new(&shipped, &two).unwrap_err();
     assert!(err.to_string().contains("one device"), "{err}");

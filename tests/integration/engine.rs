@@ -43,11 +43,7 @@ fn record<M: Model<CpuBackend>>(
     stop: StopRule,
 ) -> chords::Result<Recorded> {
     let mut events = Vec::new();
-    let options = RunOptions {
-        threads,
-        stop,
-        ..Default::default()
-    };
+    let options = RunOptions::default().with_threads(threads).with_stop(stop);
     let summary = run(sampler, &CpuBackend, model, &options, &mut |e| {
         events.push(e.clone())
     })?;
@@ -416,11 +412,9 @@ fn failing_run(fail: (usize, usize, bool), threads: usize) -> (chords::Result<Ru
         fail: Some(fail),
     };
     let mut last_round = 0;
-    let options = RunOptions {
-        threads,
-        stop: StopRule::All,
-        ..Default::default()
-    };
+    let options = RunOptions::default()
+        .with_threads(threads)
+        .with_stop(StopRule::All);
     let result = run(&mut sampler, &CpuBackend, &model, &options, &mut |e| {
         if let Event::RoundStarted { round, .. } = e {
             last_round = *round;
@@ -507,11 +501,9 @@ fn live_latents_do_not_grow_with_rounds() {
         let init = InitSequence::parse("0-2-4-6-8-10-12-14", steps).unwrap();
         let x0 = backend.upload(0, &[0.3, -1.2]).unwrap();
         let mut sampler = Chords::new(solver, init, x0).unwrap();
-        let options = RunOptions {
-            threads: 0,
-            stop: StopRule::All,
-            ..Default::default()
-        };
+        let options = RunOptions::default()
+            .with_threads(0)
+            .with_stop(StopRule::All);
         let model = CountedModel(&backend, mixture);
         let summary = run(&mut sampler, &backend, &model, &options, &mut |_| {}).unwrap();
         assert_eq!(summary.rounds, steps);

@@ -162,11 +162,9 @@ fn sequential(steps: usize) -> Vec<u32> {
     let solver = Arc::new(Euler::new(FlowSchedule::new(steps, 1.0).unwrap()));
     let mut sampler = Sequential::new(solver, CpuLatent::from(X0.to_vec()));
     let mut last = None;
-    let options = RunOptions {
-        threads: 1,
-        stop: StopRule::All,
-        ..Default::default()
-    };
+    let options = RunOptions::default()
+        .with_threads(1)
+        .with_stop(StopRule::All);
     run(&mut sampler, &CpuBackend, &mixture(), &options, &mut |e| {
         if let Event::Hit(h) = e {
             last = Some(h.latent.as_slice().iter().map(|v| v.to_bits()).collect());
@@ -189,11 +187,9 @@ fn check(case: &Case) {
         device_0_dies_at: case.device_0_dies_at,
     };
     let (mut hits, mut retired, mut moved) = (Vec::new(), Vec::new(), Vec::new());
-    let options = RunOptions {
-        threads: case.threads,
-        stop: StopRule::All,
-        ..Default::default()
-    };
+    let options = RunOptions::default()
+        .with_threads(case.threads)
+        .with_stop(StopRule::All);
     let summary = run(&mut sampler, &backend, &model, &options, &mut |e| match e {
         Event::Hit(h) => hits.push((h.core, h.latent.clone())),
         Event::CoreRetired { core, .. } => retired.push(*core),
@@ -264,11 +260,9 @@ fn core_0_failing_with_nowhere_to_go_is_an_error() {
     let solver = Arc::new(Euler::new(FlowSchedule::new(10, 1.0).unwrap()));
     let init = InitSequence::parse("0-5", 10).unwrap();
     let mut sampler = Chords::new(solver, init, CpuLatent::from(X0.to_vec())).unwrap();
-    let options = RunOptions {
-        threads: 1,
-        stop: StopRule::All,
-        ..Default::default()
-    };
+    let options = RunOptions::default()
+        .with_threads(1)
+        .with_stop(StopRule::All);
     let err = run(
         &mut sampler,
         &CpuBackend,

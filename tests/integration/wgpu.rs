@@ -15,10 +15,7 @@ use chords_wgpu::{DevicePool, DeviceSharing, GpuMixture, PoolOptions, WgpuBacken
 
 /// A pool of `cores` cores, or `None` (test skipped) when no adapter exists outside CI.
 fn pool(cores: usize, sharing: DeviceSharing) -> Option<Arc<DevicePool>> {
-    let options = PoolOptions {
-        sharing,
-        ..PoolOptions::new(cores)
-    };
+    let options = PoolOptions::new(cores).with_sharing(sharing);
     match DevicePool::new(&options) {
         Ok(pool) => Some(Arc::new(pool)),
         Err(WgpuError::NoAdapter(why)) if std::env::var("CI").as_deref() != Ok("true") => {
@@ -50,11 +47,9 @@ fn sample<B: Backend, M: Model<B>>(
         None => Box::new(Sequential::new(solver, x0)),
     };
     let mut outputs = Vec::new();
-    let options = RunOptions {
-        threads: 0,
-        stop: StopRule::All,
-        ..Default::default()
-    };
+    let options = RunOptions::default()
+        .with_threads(0)
+        .with_stop(StopRule::All);
     run(sampler.as_mut(), backend, model, &options, &mut |e| {
         if let Event::Preview(o) | Event::Hit(o) = e {
             outputs.push(((o.position, o.core, o.round), o.latent.clone()));
@@ -274,12 +269,10 @@ fn run_with_fault(
     let solver = Arc::new(Euler::new(FlowSchedule::new(20, 1.0).unwrap()));
     let x0 = gpu.upload(0, &noise::gaussian(1, 3 * 32 * 32)).unwrap();
     let mut sampler = Chords::new(solver, InitSequence::parse("0-4-8", 20).unwrap(), x0).unwrap();
-    let options = RunOptions {
-        threads: 0,
-        stop: StopRule::All,
-        mirror,
-        ..Default::default()
-    };
+    let options = RunOptions::default()
+        .with_threads(0)
+        .with_stop(StopRule::All)
+        .with_mirror(mirror);
     let (mut last, mut moved) = (None, Vec::new());
     let result = run(&mut sampler, &gpu, model, &options, &mut |e| match e {
         Event::RoundFinished { round, .. } => fault(*round),

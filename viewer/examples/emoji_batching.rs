@@ -26,12 +26,10 @@ fn per_round_ms(model: &EmojiModel) -> Result<f64, Box<dyn std::error::Error>> {
     let x0 = CpuLatent::from(noise::gaussian(0, NUMEL));
     let mut sampler = Chords::new(solver, init, x0)?;
     let cancel = CancelToken::new();
-    let options = RunOptions {
-        threads: 0,
-        stop: StopRule::All,
-        cancel: cancel.clone(),
-        ..Default::default()
-    };
+    let options = RunOptions::default()
+        .with_threads(0)
+        .with_stop(StopRule::All)
+        .with_cancel(cancel.clone());
     let mut started = None;
     let mut elapsed = 0.0;
     run(

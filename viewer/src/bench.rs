@@ -22,6 +22,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use serde_json::json;
 
+use crate::cli::SamplerKind;
 use crate::files::write_atomic;
 use crate::raster;
 use crate::render::{Method, PARADIGMS_TOLERANCE, SRDS_TOLERANCE};
@@ -121,11 +122,9 @@ fn measure<M: Model<CpuBackend>>(
     let mut sampler = method.build::<CpuBackend>(solver.clone(), x0)?;
     // One worker thread per core, as `chords render` runs; a batching model (emoji) gets
     // each round as one stacked call instead.
-    let options = RunOptions {
-        threads: 0,
-        stop: StopRule::All,
-        ..Default::default()
-    };
+    let options = RunOptions::default()
+        .with_threads(0)
+        .with_stop(StopRule::All);
     let started = Instant::now();
     let mut scored = None;
     let mut stream = Vec::new();
@@ -170,6 +169,15 @@ fn psnr(shape: &[usize], a: &[f32], b: &[f32]) -> Result<f64> {
 pub fn run_bench(args: &BenchArgs) -> Result<()> {
     for &k in &args.cores {
         crate::limits::check_counts(args.steps, k)?;
+        // Both benchmark models have the emoji network's 3×32×32 latent.
+        let elements = chords_wgpu::emoji::SHAPE.iter().product();
+        for sampler in [
+            SamplerKind::Chords,
+            SamplerKind::Paradigms,
+            SamplerKind::Srds,
+        ] {
+            crate::limits::check_memory(sampler, args.steps, k, elements)?;
+        }
     }
     if args.samples > 1000 {
         bail!(

@@ -17,7 +17,9 @@ mod solver;
 mod train;
 mod view;
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::process::ExitCode;
+use std::sync::Mutex;
 
 use clap::Parser;
 
@@ -52,24 +54,17 @@ fn main() -> ExitCode {
     let command = args
         .command
         .unwrap_or_else(|| cli::Command::View(view::ViewArgs::default_args()));
-    let result = match command {
-        cli::Command::View(a) => view::run(&a),
-        cli::Command::Plan(a) => plan::run(&a),
-        cli::Command::Render(a) => render::run(&a),
-        cli::Command::Data(a) => data::run(&a),
-        cli::Command::Train(a) => train::run(&a),
-        cli::Command::Bench(a) => bench::run_bench(&a),
-        cli::Command::Adapters => {
-            let adapters =
-                chords_wgpu::list_adapters(chords_wgpu::wgpu::Backends::all().with_env());
-            if adapters.is_empty() {
-                println!("no wgpu adapter found");
-            }
-            for (i, a) in adapters {
-                println!("{i}: {a}");
-            }
-            Ok(())
-        }
+    quiet_panics();
+    let Ok(result) = catch_unwind(AssertUnwindSafe(|| execute(command))) else {
+        let what = LAST_PANIC
+            .lock()
+            .ok()
+            .and_then(|last| last.clone())
+            .unwrap_or_else(|| "unknown cause".into());
+        eprintln!(
+            "error: internal error: {what} (a bug in chords; RUST_BACKTRACE=1 shows the trace)"
+        );
+        return ExitCode::from(101);
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -87,6 +82,51 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
             ExitCode::from(2)
+        }
+    }
+}
+
+/// The newest panic's message and place, kept by the hook [`quiet_panics`] installs.
+static LAST_PANIC: Mutex<Option<String>> = Mutex::new(None);
+
+/// Panics reach the user as one `error:` line, not a trace: a panic caught and turned
+/// into an error (a model call, a training thread) prints nothing of its own, and `main`
+/// reports one that is not. `RUST_BACKTRACE` keeps Rust's own report.
+fn quiet_panics() {
+    if std::env::var_os("RUST_BACKTRACE").is_some() {
+        return;
+    }
+    std::panic::set_hook(Box::new(|info| {
+        let mut text = info.payload_as_str().unwrap_or("unknown cause").to_owned();
+        if let Some(place) = info.location() {
+            text += &format!(" at {place}");
+        }
+        tracing::debug!("panic: {text}");
+        if let Ok(mut last) = LAST_PANIC.lock() {
+            *last = Some(text);
+        }
+    }));
+}
+
+/// Runs one command.
+fn execute(command: cli::Command) -> anyhow::Result<()> {
+    match command {
+        cli::Command::View(a) => view::run(&a),
+        cli::Command::Plan(a) => plan::run(&a),
+        cli::Command::Render(a) => render::run(&a),
+        cli::Command::Data(a) => data::run(&a),
+        cli::Command::Train(a) => train::run(&a),
+        cli::Command::Bench(a) => bench::run_bench(&a),
+        cli::Command::Adapters => {
+            let adapters =
+                chords_wgpu::list_adapters(chords_wgpu::wgpu::Backends::all().with_env());
+            if adapters.is_empty() {
+                println!("no wgpu adapter found");
+            }
+            for (i, a) in adapters {
+                println!("{i}: {a}");
+            }
+            Ok(())
         }
     }
 }

@@ -8,9 +8,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use chords::planner::{ModelScorer, Scorer};
 use chords::{
-    Backend, CancelToken, Chords, CpuBackend, Event, GaussianMixture, InitSequence, Model,
-    Paradigms, Prediction, RunOptions, RunSummary, Sampler, Sequential, Solver, Srds, StopReason,
-    StopRule,
+    Backend, Chords, CpuBackend, Event, GaussianMixture, InitSequence, Model, Paradigms,
+    Prediction, RunOptions, RunSummary, Sampler, Sequential, Solver, Srds, StopReason, StopRule,
 };
 use chords_wgpu::emoji::{EmojiModel, GpuEmojiModel};
 use chords_wgpu::{DevicePool, DeviceSharing, GpuMixture, PoolOptions, WgpuBackend, WgpuError};
@@ -201,6 +200,13 @@ pub(crate) fn prepare(args: &RenderArgs, own: Option<OwnDevice>) -> Result<Job> 
         ModelChoice::Mixture(m) => m.latent_shape().to_vec(),
         ModelChoice::Emoji(_) => chords_wgpu::emoji::SHAPE.to_vec(),
     };
+    let elements = latent_shape.iter().product();
+    crate::limits::check_memory(
+        args.sampler,
+        args.schedule.steps,
+        args.schedule.cores,
+        elements,
+    )?;
     let mut x0 = initial_noise(args, &latent_shape)?;
     chords::noise::scale_to_initial(solver.as_ref(), &mut x0);
     let method = if args.schedule.calibrate {
@@ -282,14 +288,12 @@ pub(crate) fn prepare(args: &RenderArgs, own: Option<OwnDevice>) -> Result<Job> 
         x0,
         method,
         cores,
-        options: RunOptions {
-            threads,
-            stop,
-            cancel: CancelToken::new(),
-            // With a second device to move to, keep core 0's point on the host too, so
-            // losing core 0's device costs a move, not the run.
-            mirror: pool.as_ref().is_some_and(|p| p.gpus().len() > 1),
-        },
+        // With a second device to move to, keep core 0's point on the host too, so losing
+        // core 0's device costs a move, not the run.
+        options: RunOptions::default()
+            .with_threads(threads)
+            .with_stop(stop)
+            .with_mirror(pool.as_ref().is_some_and(|p| p.gpus().len() > 1)),
         expected_rounds,
         reference: args.reference,
         pool,
@@ -446,11 +450,9 @@ fn device_pool(args: &RenderArgs, cores: usize) -> Result<Arc<DevicePool>, WgpuE
         DevicesKind::PerAdapter => DeviceSharing::PerAdapter,
         DevicesKind::PerCore => DeviceSharing::PerCore,
     };
-    let options = PoolOptions {
-        adapters: args.adapters.clone(),
-        sharing,
-        ..PoolOptions::new(cores)
-    };
+    let options = PoolOptions::new(cores)
+        .with_adapters(args.adapters.clone())
+        .with_sharing(sharing);
     DevicePool::new(&options).map(Arc::new)
 }
 
@@ -518,11 +520,9 @@ fn execute<B: Pictures, M: Model<B>>(
     }
     let cancelled = run.summary.reason == StopReason::Cancelled;
     let reference = if job.reference && !cancelled {
-        let options = RunOptions {
-            threads: 1,
-            stop: StopRule::All,
-            ..Default::default()
-        };
+        let options = RunOptions::default()
+            .with_threads(1)
+            .with_stop(StopRule::All);
         let seq = sample(
             backend,
             model,
@@ -597,11 +597,7 @@ fn write_outputs(
         "bytes_transferred": device["bytes_transferred"],
         "threads": job.options.threads,
         "stop": job.options.stop.to_string(),
-        "stopped_by": match run.summary.reason {
-            StopReason::Rule => "rule",
-            StopReason::Finished => "finished",
-            StopReason::Cancelled => "cancelled",
-        },
+        "stopped_by": run.summary.reason.name(),
         "cancelled": run.summary.reason == StopReason::Cancelled,
         "retired_cores": run.summary.retired,
         "seed": if args.x0.is_some() { Value::Null } else { json!(args.seed) },

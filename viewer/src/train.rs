@@ -146,18 +146,16 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         )),
         None => None,
     };
-    let config = TrainConfig {
-        batch: args.batch,
-        learning_rate: args.lr,
-        decay: args.lr_decay_from.map(|from| LrDecay {
-            from,
-            to: args.steps,
-            min: args.lr_min,
-        }),
-        ema: args.ema,
-        threads,
-        ..TrainConfig::default()
-    };
+    let mut config = TrainConfig::default();
+    config.batch = args.batch;
+    config.learning_rate = args.lr;
+    config.decay = args.lr_decay_from.map(|from| LrDecay {
+        from,
+        to: args.steps,
+        min: args.lr_min,
+    });
+    config.ema = args.ema;
+    config.threads = threads;
     let (device, device_name) = args.backend.device()?;
     let has_checkpoint = args.checkpoint.join("state.txt").exists();
     let mut trainer = match (args.resume, has_checkpoint) {

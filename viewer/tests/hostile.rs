@@ -255,6 +255,32 @@ fn huge_steps_and_cores_are_refused_before_any_work() {
 }
 
 #[test]
+fn runs_whose_latents_exceed_the_memory_budget_are_refused_before_any_work() {
+    let dir = scratch("budget");
+    // One mixture component of 4×1024×1024 elements: 16 MiB a latent.
+    let means = dir.join("means.npy");
+    let shape = [1usize, 4, 1024, 1024];
+    chords::npy::write(&means, &shape, &vec![0.0; shape.iter().product()]).expect("write");
+    let means = means.to_str().expect("utf-8");
+    let out = dir.join("out");
+    let out = out.to_str().expect("utf-8");
+    for (sampler, steps, cores, live) in [
+        ("paradigms", "100000", "8", "100020 latents"),
+        ("chords", "1000", "1024", "6144 latents"),
+        ("srds", "10000", "1024", "3076 latents"),
+    ] {
+        assert_refused(
+            &[
+                "render", "--means", means, "--sampler", sampler, "--steps", steps, "--cores",
+                cores, "--out", out,
+            ],
+            &[sampler, live, "4194304 elements", "limit of 8 GiB"],
+        );
+    }
+    assert!(!Path::new(out).exists());
+}
+
+#[test]
 fn options_that_do_not_apply_are_refused() {
     let dir = scratch("options");
     let out = dir.join("out");

@@ -34,6 +34,7 @@ pub const MAX_WEIGHTS_BYTES: u64 = 256 << 20;
 
 /// Loading or running the emoji model failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum EmojiError {
     /// The weights could not be read or do not fit the network.
     #[error("cannot load emoji weights from {source_name}: {reason}")]
@@ -46,6 +47,9 @@ pub enum EmojiError {
     /// Bad input shapes or values.
     #[error("{0}")]
     Input(String),
+    /// A training thread panicked (the panic's message).
+    #[error("a training thread failed: {0}")]
+    Worker(String),
 }
 
 /// The emoji network with a class and a guidance scale, ready to sample.

@@ -197,6 +197,7 @@ fn batch(data: &Dataset, indices: &[usize], rng: &mut Rng, draw: Draw) -> Batch 
 
 /// Training settings.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct TrainConfig {
     /// Pictures per step.
     pub batch: usize,
@@ -248,11 +249,9 @@ impl TrainConfig {
     ///
     /// ```
     /// use chords_wgpu::emoji::train::{LrDecay, TrainConfig};
-    /// let config = TrainConfig {
-    ///     learning_rate: 2e-3,
-    ///     decay: Some(LrDecay { from: 100, to: 300, min: 0.0 }),
-    ///     ..TrainConfig::default()
-    /// };
+    /// let mut config = TrainConfig::default();
+    /// config.learning_rate = 2e-3;
+    /// config.decay = Some(LrDecay { from: 100, to: 300, min: 0.0 });
     /// assert_eq!(config.learning_rate_at(50), 2e-3);
     /// assert!((config.learning_rate_at(200) - 1e-3).abs() < 1e-12);
     /// assert_eq!(config.learning_rate_at(400), 0.0);
@@ -504,14 +503,7 @@ impl Trainer {
                     })
                 })
                 .collect();
-            workers
-                .into_iter()
-                .map(|worker| {
-                    worker
-                        .join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-                })
-                .collect()
+            workers.into_iter().map(join_worker).collect()
         });
         let mut sum = GradientsAccumulator::<EmojiNet>::new();
         let mut value = 0.0;
@@ -598,9 +590,34 @@ fn scalar(t: Tensor<1>) -> Result<f32, EmojiError> {
         .ok_or_else(|| EmojiError::Input("empty loss".into()))
 }
 
+/// A worker's result, its panic turned into [`EmojiError::Worker`].
+fn join_worker<T>(
+    worker: std::thread::ScopedJoinHandle<'_, Result<T, EmojiError>>,
+) -> Result<T, EmojiError> {
+    worker.join().unwrap_or_else(|payload| {
+        Err(EmojiError::Worker(
+            chords::panic_message(payload.as_ref()).to_owned(),
+        ))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_worker_that_panics_is_an_error_with_its_message() {
+        let joined: Vec<Result<u8, EmojiError>> = std::thread::scope(|s| {
+            let workers = vec![
+                s.spawn(|| Ok(1)),
+                s.spawn(|| -> Result<u8, EmojiError> { panic!("shape mismatch") }),
+            ];
+            workers.into_iter().map(join_worker).collect()
+        });
+        assert_eq!(joined[0].as_ref().ok(), Some(&1));
+        let e = joined[1].as_ref().unwrap_err();
+        assert_eq!(e.to_string(), "a training thread failed: shape mismatch");
+    }
 
     fn flat(net: &EmojiNet) -> Vec<f32> {
         let mut flat = Flatten(VecDeque::new());

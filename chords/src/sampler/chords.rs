@@ -68,7 +68,7 @@ impl<L: Clone> Core<L> {
 /// let init = InitSequence::parse("0-2-5", 10).unwrap();
 /// let mut sampler = Chords::new(solver, init, x0).unwrap();
 /// let mut hits = Vec::new();
-/// let options = RunOptions { threads: 1, stop: StopRule::All, ..Default::default() };
+/// let options = RunOptions::default().with_threads(1).with_stop(StopRule::All);
 /// run(&mut sampler, &CpuBackend, &model, &options, &mut |e| {
 ///     if let chords::Event::Hit(h) = e { hits.push((h.core, h.round)); }
 /// }).unwrap();

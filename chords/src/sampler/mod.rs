@@ -51,6 +51,7 @@ pub struct Output<L> {
 
 /// What happened during a run, in order. Latents are cheap handles.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum Event<L> {
     /// A round is about to evaluate these `(core, grid index)` points.
     RoundStarted {

@@ -138,7 +138,7 @@ pub fn step_variance(solver: &dyn Solver, k: usize) -> f64 {
 /// let model = GaussianMixture::new(vec![0.5, -0.5], vec![2, 1], 0.1, Prediction::Velocity).unwrap();
 /// let x0 = CpuBackend.upload(0, &[0.3]).unwrap();
 /// let mut sampler = Paradigms::new(solver, 4, 0.1, x0).unwrap();
-/// let options = RunOptions { threads: 1, stop: StopRule::All, ..Default::default() };
+/// let options = RunOptions::default().with_threads(1).with_stop(StopRule::All);
 /// let summary = run(&mut sampler, &CpuBackend, &model, &options, &mut |_| {}).unwrap();
 /// assert!(summary.rounds <= 10);
 /// ```

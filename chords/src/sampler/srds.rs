@@ -91,7 +91,7 @@ struct Call<L> {
 /// let x0 = CpuBackend.upload(0, &[0.3]).unwrap();
 /// // 4 blocks of 4 steps, enough cores for the unconstrained pipeline, τ = 0 (B iterations).
 /// let mut sampler = Srds::with_blocks(solver, 4, 16, 0.0, x0).unwrap();
-/// let options = RunOptions { threads: 1, stop: StopRule::All, ..Default::default() };
+/// let options = RunOptions::default().with_threads(1).with_stop(StopRule::All);
 /// let summary = run(&mut sampler, &CpuBackend, &model, &options, &mut |_| {}).unwrap();
 /// assert_eq!(summary.rounds, 16); // k·M + B − k at k = B
 /// assert_eq!(sampler.boundary_round(1, 4), Some(7)); // iteration 1's output: M + B − 1

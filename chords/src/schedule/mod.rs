@@ -23,6 +23,7 @@ pub use vp::{BetaSchedule, Spacing, VpSchedule, alphas_cumprod, rescale_zero_ter
 ///
 /// Every schedule here writes the noisy latent as `x = alpha·x_data + sigma·ε`.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub struct Timestep {
     /// Grid index, `0..=T` (0 is pure noise).
     pub index: usize,
@@ -34,4 +35,22 @@ pub struct Timestep {
     pub alpha: f64,
     /// Coefficient of the noise in `x` (`σ` for flow, `√(1-ᾱ)` for VP).
     pub sigma: f64,
+}
+
+impl Timestep {
+    /// Grid index `index` with time input `t` at `x = alpha·x_data + sigma·ε` (for a
+    /// [`Solver`](crate::Solver) of one's own).
+    ///
+    /// ```
+    /// let t = chords::Timestep::new(0, 1.0, 0.0, 1.0);
+    /// assert_eq!((t.index, t.sigma), (0, 1.0));
+    /// ```
+    pub fn new(index: usize, t: f64, alpha: f64, sigma: f64) -> Self {
+        Self {
+            index,
+            t,
+            alpha,
+            sigma,
+        }
+    }
 }

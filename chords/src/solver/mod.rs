@@ -17,6 +17,7 @@ use crate::schedule::Timestep;
 
 /// What a model's output means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Prediction {
     /// Flow-matching velocity `v = ε - x_data`.
     Velocity,
@@ -44,6 +45,12 @@ pub struct Jump {
 /// `from ≤ to`) and is pure: no state, no randomness. That is what lets CHORDS make coarse
 /// jumps (a new core's start, the preview) and rectifications with the same solver as the
 /// ordinary steps.
+///
+/// # Panics
+/// Grid indices are `0..=steps()`: the solvers here panic (an index out of bounds) when
+/// [`timestep`](Self::timestep), [`point`](Self::point) or [`jump`](Self::jump) is given
+/// one past the end. The samplers never do; a caller stepping a solver by hand keeps to
+/// the grid.
 pub trait Solver: Send + Sync + std::fmt::Debug {
     /// Number of steps T (the grid has indices `0..=T`).
     fn steps(&self) -> usize;

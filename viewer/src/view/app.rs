@@ -346,8 +346,7 @@ impl ViewerApp {
             } => {
                 let how = match reason {
                     StopReason::Rule => "stop rule met",
-                    StopReason::Finished => "finished",
-                    StopReason::Cancelled => "cancelled",
+                    other => other.name(),
                 };
                 self.state = State::Done(format!(
                     "{how} after {rounds} rounds, {model_calls} model calls, {:.2} s",

@@ -214,12 +214,11 @@ impl Work {
         self.send(Update::Status("computing the sequential reference…".into()));
         let x0 = backend.upload(0, &job.x0)?;
         let mut sequential = Sequential::new(job.solver.clone(), x0);
-        let options = RunOptions {
-            threads: 1,
-            stop: StopRule::All,
-            cancel: self.cancel.clone(),
-            mirror: false,
-        };
+        let options = RunOptions::default()
+            .with_threads(1)
+            .with_stop(StopRule::All)
+            .with_cancel(self.cancel.clone())
+            .with_mirror(false);
         let mut last = None;
         chords::run(&mut sequential, backend, model, &options, &mut |e| {
             if let Event::Hit(o) = e {
@@ -378,7 +377,8 @@ impl Work {
             } => self.send(Update::Fault(format!(
                 "round {round}: core {core} moved to another device ({reason})"
             ))),
-            Event::RoundFinished { .. } => {}
+            // Round ends, and events added to the library later, draw nothing.
+            _ => {}
         }
         Ok(())
     }
