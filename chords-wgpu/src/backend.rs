@@ -375,19 +375,45 @@ impl Backend for WgpuBackend {
     }
 
     fn all_finite(&self, latent: &GpuLatent) -> Result<bool, BackendError> {
-        let gpu = self.gpu(latent.gpu);
-        gpu.check()?;
-        let flag = gpu.storage("finite flag", 1)?;
-        gpu.queue.write_buffer(&flag, 0, &[0; 4]);
-        let (gx, gy, row) = grid(latent.len);
-        let params = gpu.uniform(&[latent.len as u32, row, 0, 0]);
-        let pipeline = gpu.finite_pipeline();
-        let bind = gpu.bind(
-            &pipeline.get_bind_group_layout(0),
-            &[&params, &latent.buffer, &flag],
-        );
-        gpu.run(&[(pipeline, &bind, (gx, gy))]);
-        let bytes = gpu.read(&flag, 4)?;
-        Ok(bytes[..4] == [0, 0, 0, 0])
+        Ok(self.all_finite_each(&[latent])?[0])
+    }
+
+    /// One pass per device over all of `latents` on it (a dispatch each, one submission),
+    /// then one read-back of a flag word per latent: one wait per device, however many
+    /// latents.
+    fn all_finite_each(&self, latents: &[&GpuLatent]) -> Result<Vec<bool>, BackendError> {
+        let mut finite = vec![true; latents.len()];
+        let mut devices: Vec<usize> = latents.iter().map(|l| l.gpu).collect();
+        devices.sort_unstable();
+        devices.dedup();
+        for g in devices {
+            let slots: Vec<usize> = (0..latents.len())
+                .filter(|&i| latents[i].gpu == g)
+                .collect();
+            let gpu = self.gpu(g);
+            gpu.check()?;
+            let flags = gpu.storage("finite flags", slots.len())?;
+            gpu.queue.write_buffer(&flags, 0, &vec![0; slots.len() * 4]);
+            let pipeline = gpu.finite_pipeline();
+            let layout = pipeline.get_bind_group_layout(0);
+            let binds: Vec<(wgpu::BindGroup, (u32, u32))> = slots
+                .iter()
+                .enumerate()
+                .map(|(slot, &i)| {
+                    let latent = latents[i];
+                    let (gx, gy, row) = grid(latent.len);
+                    let params = gpu.uniform(&[latent.len as u32, row, slot as u32, 0]);
+                    let bind = gpu.bind(&layout, &[&params, &latent.buffer, &flags]);
+                    (bind, (gx, gy))
+                })
+                .collect();
+            let dispatches: Vec<_> = binds.iter().map(|(b, n)| (pipeline, b, *n)).collect();
+            gpu.run(&dispatches);
+            let bytes = gpu.read(&flags, slots.len() as u64 * 4)?;
+            for (slot, &i) in slots.iter().enumerate() {
+                finite[i] = bytes[slot * 4..slot * 4 + 4] == [0, 0, 0, 0];
+            }
+        }
+        Ok(finite)
     }
 }

@@ -67,6 +67,14 @@ pub trait Backend: Send + Sync {
     fn all_finite(&self, latent: &Self::Latent) -> Result<bool, BackendError> {
         Ok(self.download(latent)?.iter().all(|v| v.is_finite()))
     }
+
+    /// [`all_finite`](Self::all_finite) of each latent, answered together: the engine asks
+    /// this once per round for all of the round's model outputs, so a device backend can
+    /// check them in one pass and one small read-back per device instead of a wait per
+    /// output. The default asks [`all_finite`](Self::all_finite) of each in turn.
+    fn all_finite_each(&self, latents: &[&Self::Latent]) -> Result<Vec<bool>, BackendError> {
+        latents.iter().map(|l| self.all_finite(l)).collect()
+    }
 }
 
 /// A backend operation that failed.

@@ -281,11 +281,11 @@ fn drive<B: Backend>(
             round,
             evaluations: requests.iter().map(|r| (r.core, r.index)).collect(),
         });
-        let results = evaluate(&requests)?;
+        let results = screened(backend, round, &requests, evaluate(&requests)?);
         model_calls += requests.len();
         let mut outputs = Vec::with_capacity(requests.len());
         for (result, r) in results.into_iter().zip(&requests) {
-            let error = match checked(backend, round, r, result) {
+            let error = match result {
                 Ok(out) => {
                     outputs.push(out);
                     continue;
@@ -351,14 +351,89 @@ fn checked<B: Backend>(
     r: &Request<B::Latent>,
     result: Result<B::Latent, ModelError>,
 ) -> Result<B::Latent> {
-    let out = result.map_err(|source| Error::Model {
+    let out = sized(backend, round, r, result)?;
+    check_finite(backend, round, r, &out)?;
+    Ok(out)
+}
+
+/// A model call's result with its error, or an output of the wrong size, as the run's
+/// [`Error`].
+fn sized<B: Backend>(
+    backend: &B,
+    round: usize,
+    r: &Request<B::Latent>,
+    result: Result<B::Latent, ModelError>,
+) -> Result<B::Latent> {
+    let model_error = |source| Error::Model {
         round,
         core: r.core,
         index: r.index,
         source,
-    })?;
-    check_output(backend, round, r, &out)?;
+    };
+    let out = result.map_err(model_error)?;
+    let (want, got) = (backend.numel(&r.latent), backend.numel(&out));
+    if want != got {
+        return Err(model_error(ModelError::new(format!(
+            "returned {got} elements for a latent of {want}"
+        ))));
+    }
     Ok(out)
+}
+
+/// A round's model results, checked as [`checked`] checks one, with the finiteness of all
+/// outputs asked of the backend at once ([`Backend::all_finite_each`]). Should that joint
+/// check fail, each output is checked on its own, so the error names the core it concerns.
+fn screened<B: Backend>(
+    backend: &B,
+    round: usize,
+    requests: &[Request<B::Latent>],
+    results: Vec<Result<B::Latent, ModelError>>,
+) -> Vec<Result<B::Latent>> {
+    let mut screened: Vec<Result<B::Latent>> = results
+        .into_iter()
+        .zip(requests)
+        .map(|(result, r)| sized(backend, round, r, result))
+        .collect();
+    let ok: Vec<usize> = (0..screened.len())
+        .filter(|&i| screened[i].is_ok())
+        .collect();
+    let latents: Vec<&B::Latent> = ok
+        .iter()
+        .filter_map(|&i| screened[i].as_ref().ok())
+        .collect();
+    let finite = match backend.all_finite_each(&latents) {
+        Ok(finite) if finite.len() == latents.len() => finite,
+        joint => {
+            tracing::debug!(
+                round,
+                "joint finiteness check failed ({joint:?}); checking each"
+            );
+            let each: Vec<Result<()>> = ok
+                .iter()
+                .map(|&i| match &screened[i] {
+                    Ok(out) => check_finite(backend, round, &requests[i], out),
+                    Err(_) => Ok(()),
+                })
+                .collect();
+            for (&i, result) in ok.iter().zip(each) {
+                if let Err(e) = result {
+                    screened[i] = Err(e);
+                }
+            }
+            return screened;
+        }
+    };
+    for (&i, finite) in ok.iter().zip(finite) {
+        if !finite {
+            let r = &requests[i];
+            screened[i] = Err(Error::NonFiniteOutput {
+                round,
+                core: r.core,
+                index: r.index,
+            });
+        }
+    }
+    screened
 }
 
 /// After core `r.core`, which the sampler cannot retire, failed with `error`: moves it to
@@ -424,23 +499,13 @@ fn core_0_point<B: Backend>(backend: &B, requests: &[Request<B::Latent>]) -> Opt
         .ok()
 }
 
-/// A model output must have the input's size and be finite.
-fn check_output<B: Backend>(
+/// A model output must be finite.
+fn check_finite<B: Backend>(
     backend: &B,
     round: usize,
     r: &Request<B::Latent>,
     out: &B::Latent,
 ) -> Result<()> {
-    let (want, got) = (backend.numel(&r.latent), backend.numel(out));
-    if want != got {
-        let source = ModelError::new(format!("returned {got} elements for a latent of {want}"));
-        return Err(Error::Model {
-            round,
-            core: r.core,
-            index: r.index,
-            source,
-        });
-    }
     match backend.all_finite(out) {
         Ok(true) => Ok(()),
         Ok(false) => Err(Error::NonFiniteOutput {

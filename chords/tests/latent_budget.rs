@@ -3,6 +3,7 @@
 //! steps, cores, initialisation sequence, tolerance and worker threads; the bound a caller
 //! computes before building anything (`latent_bound`) is the one the sampler states; and
 //! settings whose bound does not fit a `usize` are refused before anything is allocated.
+//! The same runs check a round's outputs for NaN/Inf with one backend call a round.
 
 #![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 
@@ -54,8 +55,15 @@ fn peak(threads: usize, make: impl FnOnce(Latent) -> Box<dyn Sampler<Counter>>) 
     let options = RunOptions::default()
         .with_threads(threads)
         .with_stop(StopRule::All);
-    run(sampler.as_mut(), &backend, &model, &options, &mut |_| {}).unwrap();
+    let summary = run(sampler.as_mut(), &backend, &model, &options, &mut |_| {}).unwrap();
     assert!(sampler.is_finished(), "{} did not finish", sampler.name());
+    // A round's outputs are checked for NaN/Inf together: one wait a round on a device.
+    assert_eq!(
+        backend.finiteness_checks(),
+        summary.rounds,
+        "{}: finiteness checks",
+        sampler.name()
+    );
     drop(sampler);
     assert_eq!(backend.live(), 0, "latents outlive the run");
     (backend.peak(), bound)

@@ -193,6 +193,49 @@ fn lincomb_finite_and_preview_kernels_match_the_cpu() {
 }
 
 #[test]
+fn a_rounds_outputs_are_checked_for_nan_together_on_every_device() {
+    let Some(pool) = pool(3, DeviceSharing::PerCore) else {
+        return;
+    };
+    let gpu = WgpuBackend::new(pool);
+    // Latents of several sizes (one over 65 535 workgroups' rows: a 2-D grid) on three
+    // devices, some with a NaN or an Inf at their first, a middle or their last element.
+    let mut cases: Vec<(usize, Vec<f32>)> = Vec::new();
+    for (i, len) in [3usize, 256, 257, 70_000, 17_000_000]
+        .into_iter()
+        .enumerate()
+    {
+        let bads = [
+            None,
+            Some(f32::NAN),
+            Some(f32::INFINITY),
+            Some(f32::NEG_INFINITY),
+        ];
+        // Two of the largest (its noise is slow to make in a debug build).
+        let bads = if len > 1 << 20 { &bads[..2] } else { &bads[..] };
+        for (j, &bad) in bads.iter().enumerate() {
+            let mut data = noise::gaussian((i * 4 + j) as u64, len);
+            if let Some(bad) = bad {
+                let at = [0, len / 2, len - 1][(i + j) % 3];
+                data[at] = bad;
+            }
+            cases.push(((i + j) % 3, data));
+        }
+    }
+    let latents: Vec<_> = cases
+        .iter()
+        .map(|(core, data)| gpu.upload(*core, data).unwrap())
+        .collect();
+    let refs: Vec<_> = latents.iter().collect();
+    let want: Vec<bool> = cases
+        .iter()
+        .map(|(_, d)| d.iter().all(|v| v.is_finite()))
+        .collect();
+    assert_eq!(gpu.all_finite_each(&refs).unwrap(), want);
+    assert_eq!(gpu.all_finite_each(&[]).unwrap(), Vec::<bool>::new());
+}
+
+#[test]
 fn preview_to_texture_draws_the_cpu_pixels_on_the_device() {
     let Some(pool) = pool(1, DeviceSharing::PerAdapter) else {
         return;

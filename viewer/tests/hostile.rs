@@ -271,8 +271,17 @@ fn runs_whose_latents_exceed_the_memory_budget_are_refused_before_any_work() {
     ] {
         assert_refused(
             &[
-                "render", "--means", means, "--sampler", sampler, "--steps", steps, "--cores",
-                cores, "--out", out,
+                "render",
+                "--means",
+                means,
+                "--sampler",
+                sampler,
+                "--steps",
+                steps,
+                "--cores",
+                cores,
+                "--out",
+                out,
             ],
             &[sampler, live, "4194304 elements", "limit of 8 GiB"],
         );

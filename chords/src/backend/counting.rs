@@ -1,4 +1,5 @@
-//! A backend wrapper that counts the latents alive at once: how much memory a sampler holds.
+//! A backend wrapper that counts the latents alive at once (how much memory a sampler
+//! holds) and the finiteness checks asked of the backend (each a wait on a device).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -26,6 +27,7 @@ pub struct Counting<B> {
 struct Counts {
     live: AtomicUsize,
     peak: AtomicUsize,
+    finiteness_checks: AtomicUsize,
 }
 
 /// A latent of [`Counting`]: the inner latent, uncounted when its last handle drops.
@@ -65,6 +67,12 @@ impl<B: Backend> Counting<B> {
     /// The most latents alive at once so far.
     pub fn peak(&self) -> usize {
         self.counts.peak.load(Ordering::SeqCst)
+    }
+
+    /// Calls of [`Backend::all_finite`] and [`Backend::all_finite_each`] so far: on a
+    /// device backend each is one wait for the device.
+    pub fn finiteness_checks(&self) -> usize {
+        self.counts.finiteness_checks.load(Ordering::SeqCst)
     }
 
     /// Counts `latent` (made by the inner backend, e.g. a model output) as one of ours.
@@ -115,6 +123,13 @@ impl<B: Backend> Backend for Counting<B> {
     }
 
     fn all_finite(&self, latent: &Self::Latent) -> Result<bool, BackendError> {
+        self.counts.finiteness_checks.fetch_add(1, Ordering::SeqCst);
         self.inner.all_finite(&latent.latent)
+    }
+
+    fn all_finite_each(&self, latents: &[&Self::Latent]) -> Result<Vec<bool>, BackendError> {
+        self.counts.finiteness_checks.fetch_add(1, Ordering::SeqCst);
+        let inner: Vec<&B::Latent> = latents.iter().map(|l| &l.latent).collect();
+        self.inner.all_finite_each(&inner)
     }
 }
