@@ -2,14 +2,15 @@
 //! `report.json` naming them with the run's figures.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use chords::planner::{ModelScorer, Scorer};
 use chords::{
-    Backend, Chords, CpuBackend, Event, GaussianMixture, InitSequence, Model, Paradigms,
-    Prediction, RunOptions, RunSummary, Sampler, Sequential, Solver, Srds, StopReason, StopRule,
+    Backend, CancelToken, Chords, CpuBackend, Event, GaussianMixture, InitSequence, Model,
+    Paradigms, Prediction, RunOptions, RunSummary, Sampler, Sequential, Solver, Srds, StopReason,
+    StopRule,
 };
 use chords_wgpu::emoji::{EmojiModel, GpuEmojiModel};
 use chords_wgpu::{DevicePool, DeviceSharing, GpuMixture, PoolOptions, WgpuBackend, WgpuError};
@@ -370,6 +371,47 @@ impl OnBackend for RenderWork {
     }
 }
 
+/// Ctrl-C's target: the token of the render running now, if any. The process-wide handler
+/// (ctrlc allows one per process) is installed by the first render and cancels whichever
+/// render is running, so the window can render again ("Save frames") without a second
+/// handler; with no render running, Ctrl-C exits at once.
+static CTRL_C_TARGET: Mutex<Option<CancelToken>> = Mutex::new(None);
+static CTRL_C_HANDLER: OnceLock<Result<(), String>> = OnceLock::new();
+
+/// The current render's claim on Ctrl-C; released when dropped.
+struct CtrlC;
+
+impl CtrlC {
+    /// Makes Ctrl-C cancel `token` (a second Ctrl-C exits with code 130) until dropped.
+    fn cancels(token: CancelToken) -> Result<Self> {
+        CTRL_C_HANDLER
+            .get_or_init(|| {
+                ctrlc::set_handler(|| {
+                    let target = CTRL_C_TARGET.lock().ok().and_then(|t| t.clone());
+                    match target {
+                        Some(token) if !token.is_cancelled() => token.cancel(),
+                        _ => std::process::exit(130),
+                    }
+                })
+                .map_err(|e| e.to_string())
+            })
+            .clone()
+            .map_err(|e| anyhow::anyhow!("cannot install the Ctrl-C handler: {e}"))?;
+        if let Ok(mut target) = CTRL_C_TARGET.lock() {
+            *target = Some(token);
+        }
+        Ok(Self)
+    }
+}
+
+impl Drop for CtrlC {
+    fn drop(&mut self) {
+        if let Ok(mut target) = CTRL_C_TARGET.lock() {
+            *target = None;
+        }
+    }
+}
+
 /// Runs `chords render`.
 pub fn run(args: &RenderArgs) -> Result<()> {
     let job = prepare(args, None)?;
@@ -382,14 +424,7 @@ pub fn run(args: &RenderArgs) -> Result<()> {
     let out = OutDir::prepare(&args.out, args.overwrite, &inputs)?;
     // Ctrl-C stops the run after the round in progress; the outputs so far and the report
     // are still written. A second Ctrl-C exits at once.
-    let handler = job.options.cancel.clone();
-    ctrlc::set_handler(move || {
-        if handler.is_cancelled() {
-            std::process::exit(130);
-        }
-        handler.cancel();
-    })
-    .context("cannot install the Ctrl-C handler")?;
+    let _ctrl_c = CtrlC::cancels(job.options.cancel.clone())?;
     let ((result, frames), device) = dispatch(
         &job,
         RenderWork {
@@ -725,4 +760,19 @@ fn sample<B: Backend, M: Model<B>>(
         summary,
         wall,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_render_of_a_process_can_claim_ctrl_c() {
+        // The window renders again for "Save frames": the handler must not be installed twice.
+        for _ in 0..3 {
+            let token = CancelToken::new();
+            let claim = CtrlC::cancels(token.clone()).expect("Ctrl-C claimed");
+            drop(claim);
+        }
+    }
 }
