@@ -7,6 +7,7 @@ use chords::backend::{MAX_TERMS, Term};
 use chords::{Backend, BackendError};
 
 use crate::buffers::GpuBuffer;
+use crate::error::WgpuError;
 use crate::kernels::{grid, word};
 use crate::pool::{DevicePool, Gpu};
 
@@ -90,6 +91,48 @@ impl WgpuBackend {
         &self.pool.gpus()[index]
     }
 
+    /// A fresh latent of `len` elements on device `gpu` (an index into
+    /// [`DevicePool::gpus`]) for a model to write its output into: a storage buffer of
+    /// [`latent_bytes(len)`](crate::latent_bytes) bytes with the usages
+    /// `STORAGE | COPY_SRC | COPY_DST`, from the device's recycled buffers. Its contents are
+    /// unspecified (a recycled buffer holds old data): write all `len` elements, on the
+    /// device's queue, before handing the latent back to chords.
+    ///
+    /// A model written as a compute shader binds [`GpuLatent::buffer`] of its input as
+    /// read-only storage and this latent's buffer as its output; wgpu orders the work of
+    /// one queue, so chords's next kernel sees what the shader wrote.
+    pub fn output_latent(&self, gpu: usize, len: usize) -> Result<GpuLatent, BackendError> {
+        let device = self.device(gpu)?;
+        let buffer = device.guarded(|| device.storage("model output", len))?;
+        Ok(self.wrap(buffer, len, gpu))
+    }
+
+    /// An application's own buffer on device `gpu` as a latent of `len` elements, e.g. the
+    /// output a model's compute shader wrote. The buffer must have been created on that
+    /// device, with the usages `STORAGE | COPY_SRC | COPY_DST` and at least
+    /// [`latent_bytes(len)`](crate::latent_bytes) bytes (checked); chords reads it and never
+    /// writes it, and releases it when the last handle drops (it is not recycled).
+    pub fn wrap_buffer(
+        &self,
+        gpu: usize,
+        buffer: wgpu::Buffer,
+        len: usize,
+    ) -> Result<GpuLatent, BackendError> {
+        let device = self.device(gpu)?;
+        let buffer = device.guarded(|| device.adopt(buffer, len))?;
+        Ok(self.wrap(buffer, len, gpu))
+    }
+
+    /// Device `gpu` of the pool, or an error naming how many there are.
+    fn device(&self, gpu: usize) -> Result<&Gpu, BackendError> {
+        self.pool.gpus().get(gpu).map(|g| &**g).ok_or_else(|| {
+            BackendError::Device(format!(
+                "no device {gpu}: the pool has {}",
+                self.pool.gpus().len()
+            ))
+        })
+    }
+
     pub(crate) fn wrap(&self, buffer: GpuBuffer, len: usize, gpu: usize) -> GpuLatent {
         GpuLatent {
             buffer: Arc::new(buffer),
@@ -111,22 +154,23 @@ impl WgpuBackend {
     ) -> Result<chords::preview::Rgba8, BackendError> {
         let (width, height) = preview_size(latent, shape)?;
         let gpu = self.gpu(latent.gpu);
-        gpu.check()?;
-        let pixels = gpu.storage("preview", width * height)?;
-        let params = preview_params(gpu, shape);
-        let pipeline = gpu.preview_pipeline(false);
-        let bind = gpu.bind(
-            &pipeline.get_bind_group_layout(0),
-            &[&params, &latent.buffer, &pixels],
-        );
-        let groups = ((width * height) as u32).div_ceil(chords_shaders::WORKGROUP_SIZE);
-        gpu.run(&[(pipeline, &bind, (groups, 1))]);
-        let bytes = gpu.read(&pixels, (width * height * 4) as u64)?;
-        self.count(width * height);
-        Ok(chords::preview::Rgba8 {
-            width,
-            height,
-            pixels: bytes,
+        gpu.guarded(|| {
+            let pixels = gpu.storage("preview", width * height)?;
+            let params = preview_params(gpu, shape);
+            let pipeline = gpu.preview_pipeline(false);
+            let bind = gpu.bind(
+                &pipeline.get_bind_group_layout(0),
+                &[&params, &latent.buffer, &pixels],
+            );
+            let groups = ((width * height) as u32).div_ceil(chords_shaders::WORKGROUP_SIZE);
+            gpu.run(&[(pipeline, &bind, (groups, 1))]);
+            let bytes = gpu.read(&pixels, (width * height * 4) as u64)?;
+            self.count(width * height);
+            Ok(chords::preview::Rgba8 {
+                width,
+                height,
+                pixels: bytes,
+            })
         })
     }
 
@@ -156,30 +200,31 @@ impl WgpuBackend {
                 gpu.describe()
             )));
         }
-        gpu.check()?;
-        let params = preview_params(gpu, shape);
-        let pipeline = gpu.preview_pipeline(true);
-        let bind = gpu.device().create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("preview_texture"),
-            layout: &pipeline.get_bind_group_layout(0),
-            entries: &[
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: params.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 1,
-                    resource: latent.buffer.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 3,
-                    resource: wgpu::BindingResource::TextureView(&frame.view),
-                },
-            ],
-        });
-        let groups = ((size.0 * size.1) as u32).div_ceil(chords_shaders::WORKGROUP_SIZE);
-        gpu.run(&[(pipeline, &bind, (groups, 1))]);
-        Ok(())
+        gpu.guarded(|| {
+            let params = preview_params(gpu, shape);
+            let pipeline = gpu.preview_pipeline(true);
+            let bind = gpu.device().create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("preview_texture"),
+                layout: &pipeline.get_bind_group_layout(0),
+                entries: &[
+                    wgpu::BindGroupEntry {
+                        binding: 0,
+                        resource: params.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 1,
+                        resource: latent.buffer.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 3,
+                        resource: wgpu::BindingResource::TextureView(&frame.view),
+                    },
+                ],
+            });
+            let groups = ((size.0 * size.1) as u32).div_ceil(chords_shaders::WORKGROUP_SIZE);
+            gpu.run(&[(pipeline, &bind, (groups, 1))]);
+            Ok(())
+        })
     }
 }
 
@@ -284,16 +329,14 @@ impl Backend for WgpuBackend {
 
     fn upload(&self, core: usize, data: &[f32]) -> Result<GpuLatent, BackendError> {
         let (g, gpu) = self.gpu_of(core)?;
-        gpu.check()?;
-        let buffer = gpu.storage_from("latent", data)?;
+        let buffer = gpu.guarded(|| gpu.storage_from("latent", data))?;
         self.count(data.len());
         Ok(self.wrap(buffer, data.len(), g))
     }
 
     fn download(&self, latent: &GpuLatent) -> Result<Vec<f32>, BackendError> {
-        let bytes = self
-            .gpu(latent.gpu)
-            .read(&latent.buffer, latent.len as u64 * 4)?;
+        let gpu = self.gpu(latent.gpu);
+        let bytes = gpu.guarded(|| gpu.read(&latent.buffer, latent.len as u64 * 4))?;
         self.count(latent.len);
         Ok(bytes
             .chunks_exact(4)
@@ -330,29 +373,30 @@ impl Backend for WgpuBackend {
                 )));
             }
         }
-        gpu.check()?;
-        let out = gpu.storage("latent", len)?;
-        // The kernel works on whole vec4s; buffers are padded to match.
-        let (gx, gy, row) = grid(len.div_ceil(4));
-        let mut words = [0u32; 12];
-        for (k, (c, _)) in terms.iter().enumerate() {
-            words[k] = word(*c);
-        }
-        words[8] = len.div_ceil(4) as u32;
-        words[9] = terms.len() as u32;
-        words[10] = row;
-        let params = gpu.uniform(&words);
-        let inputs: Vec<&wgpu::Buffer> = (0..MAX_TERMS)
-            .map(|k| &terms.get(k).unwrap_or(&terms[0]).1.buffer)
-            .map(|b| &***b)
-            .collect();
-        let mut buffers = vec![&params];
-        buffers.extend(inputs);
-        buffers.push(&out);
-        let pipeline = gpu.lincomb_pipeline();
-        let bind = gpu.bind(&pipeline.get_bind_group_layout(0), &buffers);
-        gpu.run(&[(pipeline, &bind, (gx, gy))]);
-        Ok(self.wrap(out, len, g))
+        gpu.guarded(|| {
+            let out = gpu.storage("latent", len)?;
+            // The kernel works on whole vec4s; buffers are padded to match.
+            let (gx, gy, row) = grid(len.div_ceil(4));
+            let mut words = [0u32; 12];
+            for (k, (c, _)) in terms.iter().enumerate() {
+                words[k] = word(*c);
+            }
+            words[8] = len.div_ceil(4) as u32;
+            words[9] = terms.len() as u32;
+            words[10] = row;
+            let params = gpu.uniform(&words);
+            let inputs: Vec<&wgpu::Buffer> = (0..MAX_TERMS)
+                .map(|k| &terms.get(k).unwrap_or(&terms[0]).1.buffer)
+                .map(|b| &***b)
+                .collect();
+            let mut buffers = vec![&params];
+            buffers.extend(inputs);
+            buffers.push(&out);
+            let pipeline = gpu.lincomb_pipeline();
+            let bind = gpu.bind(&pipeline.get_bind_group_layout(0), &buffers);
+            gpu.run(&[(pipeline, &bind, (gx, gy))]);
+            Ok(self.wrap(out, len, g))
+        })
     }
 
     fn transfer(&self, latent: &GpuLatent, to: usize) -> Result<GpuLatent, BackendError> {
@@ -360,12 +404,13 @@ impl Backend for WgpuBackend {
         if g == latent.gpu {
             return Ok(latent.clone());
         }
-        let bytes = self
-            .gpu(latent.gpu)
-            .read(&latent.buffer, latent.len as u64 * 4)?;
-        gpu.check()?;
-        let buffer = gpu.storage("latent", latent.len)?;
-        gpu.queue.write_buffer(&buffer, 0, &bytes);
+        let from = self.gpu(latent.gpu);
+        let bytes = from.guarded(|| from.read(&latent.buffer, latent.len as u64 * 4))?;
+        let buffer = gpu.guarded(|| {
+            let buffer = gpu.storage("latent", latent.len)?;
+            gpu.queue.write_buffer(&buffer, 0, &bytes);
+            Ok::<_, WgpuError>(buffer)
+        })?;
         self.count(latent.len);
         Ok(self.wrap(buffer, latent.len, g))
     }
@@ -391,25 +436,26 @@ impl Backend for WgpuBackend {
                 .filter(|&i| latents[i].gpu == g)
                 .collect();
             let gpu = self.gpu(g);
-            gpu.check()?;
-            let flags = gpu.storage("finite flags", slots.len())?;
-            gpu.queue.write_buffer(&flags, 0, &vec![0; slots.len() * 4]);
-            let pipeline = gpu.finite_pipeline();
-            let layout = pipeline.get_bind_group_layout(0);
-            let binds: Vec<(wgpu::BindGroup, (u32, u32))> = slots
-                .iter()
-                .enumerate()
-                .map(|(slot, &i)| {
-                    let latent = latents[i];
-                    let (gx, gy, row) = grid(latent.len);
-                    let params = gpu.uniform(&[latent.len as u32, row, slot as u32, 0]);
-                    let bind = gpu.bind(&layout, &[&params, &latent.buffer, &flags]);
-                    (bind, (gx, gy))
-                })
-                .collect();
-            let dispatches: Vec<_> = binds.iter().map(|(b, n)| (pipeline, b, *n)).collect();
-            gpu.run(&dispatches);
-            let bytes = gpu.read(&flags, slots.len() as u64 * 4)?;
+            let bytes = gpu.guarded(|| {
+                let flags = gpu.storage("finite flags", slots.len())?;
+                gpu.queue.write_buffer(&flags, 0, &vec![0; slots.len() * 4]);
+                let pipeline = gpu.finite_pipeline();
+                let layout = pipeline.get_bind_group_layout(0);
+                let binds: Vec<(wgpu::BindGroup, (u32, u32))> = slots
+                    .iter()
+                    .enumerate()
+                    .map(|(slot, &i)| {
+                        let latent = latents[i];
+                        let (gx, gy, row) = grid(latent.len);
+                        let params = gpu.uniform(&[latent.len as u32, row, slot as u32, 0]);
+                        let bind = gpu.bind(&layout, &[&params, &latent.buffer, &flags]);
+                        (bind, (gx, gy))
+                    })
+                    .collect();
+                let dispatches: Vec<_> = binds.iter().map(|(b, n)| (pipeline, b, *n)).collect();
+                gpu.run(&dispatches);
+                gpu.read(&flags, slots.len() as u64 * 4)
+            })?;
             for (slot, &i) in slots.iter().enumerate() {
                 finite[i] = bytes[slot * 4..slot * 4 + 4] == [0, 0, 0, 0];
             }

@@ -42,11 +42,13 @@ impl FreeList {
     }
 }
 
-/// A storage buffer that returns to its device's [`FreeList`] when dropped.
+/// A storage buffer counted in its device's [`FreeList`]; one of ours returns to the list
+/// when dropped, one an application handed over ([`GpuBuffer::adopted`]) is released.
 #[derive(Debug)]
 pub struct GpuBuffer {
     buffer: Option<wgpu::Buffer>,
     free: Arc<FreeList>,
+    recycle: bool,
 }
 
 impl GpuBuffer {
@@ -55,7 +57,15 @@ impl GpuBuffer {
         Self {
             buffer: Some(buffer),
             free,
+            recycle: true,
         }
+    }
+
+    /// An application's buffer: counted while alive, never reused for our own latents.
+    pub(crate) fn adopted(buffer: wgpu::Buffer, free: Arc<FreeList>) -> Self {
+        let mut adopted = Self::new(buffer, free);
+        adopted.recycle = false;
+        adopted
     }
 }
 
@@ -74,7 +84,9 @@ impl Drop for GpuBuffer {
     fn drop(&mut self) {
         if let Some(buffer) = self.buffer.take() {
             self.free.in_use.fetch_sub(1, Ordering::SeqCst);
-            self.free.put(buffer);
+            if self.recycle {
+                self.free.put(buffer);
+            }
         }
     }
 }

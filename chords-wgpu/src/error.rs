@@ -35,6 +35,14 @@ pub enum WgpuError {
         /// What happened.
         reason: String,
     },
+    /// A buffer handed to chords does not fit a latent.
+    #[error("buffer on {adapter} cannot hold a latent: {reason}")]
+    Buffer {
+        /// The adapter's description.
+        adapter: String,
+        /// What does not fit.
+        reason: String,
+    },
     /// Invalid configuration (zero cores, bad sizes).
     #[error("{0}")]
     Config(String),

@@ -142,10 +142,36 @@ impl Gpu {
         })
     }
 
+    /// An application's buffer holding `len` f32 elements, checked for size and usage.
+    pub(crate) fn adopt(&self, buffer: wgpu::Buffer, len: usize) -> Result<GpuBuffer, WgpuError> {
+        let need = latent_bytes(len);
+        let usage = wgpu::BufferUsages::STORAGE
+            | wgpu::BufferUsages::COPY_SRC
+            | wgpu::BufferUsages::COPY_DST;
+        let bad = |why: String| WgpuError::Buffer {
+            adapter: self.describe(),
+            reason: why,
+        };
+        if buffer.size() < need {
+            return Err(bad(format!(
+                "a latent of {len} elements needs a buffer of at least {need} bytes (whole vec4s), got {}",
+                buffer.size()
+            )));
+        }
+        if !buffer.usage().contains(usage) {
+            return Err(bad(format!(
+                "a latent's buffer needs the usages STORAGE | COPY_SRC | COPY_DST, got {:?}",
+                buffer.usage()
+            )));
+        }
+        self.check_size("latent", need)?;
+        Ok(GpuBuffer::adopted(buffer, self.free.clone()))
+    }
+
     /// A storage buffer for `len` f32 elements, rounded up to whole `vec4`s (at least one).
     /// Its contents are unspecified: a recycled buffer holds old data.
     pub(crate) fn storage(&self, label: &str, len: usize) -> Result<GpuBuffer, WgpuError> {
-        let bytes = (len as u64).div_ceil(4).max(1) * 16;
+        let bytes = latent_bytes(len);
         self.check_size(label, bytes)?;
         let buffer = self.free.take(bytes).unwrap_or_else(|| {
             self.device.create_buffer(&wgpu::BufferDescriptor {
@@ -272,4 +298,15 @@ pub(crate) fn grid(threads: usize) -> (u32, u32, u32) {
 /// Little-endian words of an f32.
 pub(crate) fn word(v: f32) -> u32 {
     v.to_bits()
+}
+
+/// Bytes of the storage buffer behind a latent of `len` f32 elements: rounded up to whole
+/// `vec4`s (at least one), as the kernels read them.
+///
+/// ```
+/// assert_eq!(chords_wgpu::latent_bytes(5), 32);
+/// assert_eq!(chords_wgpu::latent_bytes(0), 16);
+/// ```
+pub fn latent_bytes(len: usize) -> u64 {
+    (len as u64).div_ceil(4).max(1) * 16
 }

@@ -11,7 +11,11 @@
 //! * [`GpuMixture`]: the Gaussian-mixture model as WGSL kernels;
 //! * [`WgpuBackend::preview`]: a latent to RGBA8 pixels on the device, read back, or
 //!   [`WgpuBackend::preview_to_texture`]: straight into a [`PreviewTexture`] a renderer draws;
-//! * [`emoji`]: the built-in neural model (a burn UNet), its data set and its training.
+//! * your own model as a compute shader: [`WgpuBackend::output_latent`] allocates the latent
+//!   it writes on a core's device, [`WgpuBackend::wrap_buffer`] adopts a buffer of yours.
+//!
+//! No burn here: burn networks run on this backend through the `chords-burn` crate (its
+//! `wgpu` feature), and the built-in emoji model lives in `chords-emoji`.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -32,7 +36,6 @@
 
 mod backend;
 mod buffers;
-pub mod emoji;
 mod error;
 mod kernels;
 mod mixture;
@@ -41,6 +44,7 @@ mod pool;
 pub use backend::{GpuLatent, PreviewTexture, WgpuBackend};
 pub use buffers::GpuBuffer;
 pub use error::WgpuError;
+pub use kernels::latent_bytes;
 pub use mixture::GpuMixture;
 pub use pool::{DevicePool, DeviceSharing, Gpu, PoolOptions, list_adapters};
 /// The wgpu version this crate's handles belong to.

@@ -68,58 +68,59 @@ impl Model<WgpuBackend> for GpuMixture<'_> {
         }
         let g = x.gpu_index();
         let gpu = self.backend.gpu(g);
-        gpu.check()?;
-        let chunks = self.numel.div_ceil(CHUNK).max(1);
-        let partials = gpu.storage("mixture partials", self.components * chunks)?;
-        let posterior = gpu.storage("mixture posterior", self.components)?;
-        let out = gpu.storage("latent", self.numel)?;
-        let (gx, gy, row) = grid(self.numel);
-        let kind = match self.prediction {
-            Prediction::Velocity => 0,
-            Prediction::Epsilon => 1,
-            Prediction::V => 2,
-            Prediction::Sample => 3,
-            other => {
-                return Err(ModelError::new(format!(
-                    "the wgpu mixture kernel has no {other:?} prediction"
-                )));
-            }
-        };
-        let params = gpu.uniform(&[
-            self.numel as u32,
-            self.components as u32,
-            chunks as u32,
-            kind,
-            row,
-            word(a as f32),
-            word(sigma as f32),
-            word((-0.5 / var) as f32),
-            word((a * self.s2 / var) as f32),
-            word((sigma / var) as f32),
-            0,
-            0,
-        ]);
-        let pipelines = gpu.mixture_pipelines();
-        let bind = gpu.bind(
-            &pipelines.layout,
-            &[
-                &params,
-                &self.means[g],
-                x.buffer(),
-                &partials,
-                &posterior,
-                &out,
-            ],
-        );
-        gpu.run(&[
-            (
-                &pipelines.distances,
-                &bind,
-                (chunks as u32, self.components as u32),
-            ),
-            (&pipelines.weights, &bind, (1, 1)),
-            (&pipelines.combine, &bind, (gx, gy)),
-        ]);
-        Ok(self.backend.wrap(out, self.numel, g))
+        gpu.guarded(|| {
+            let chunks = self.numel.div_ceil(CHUNK).max(1);
+            let partials = gpu.storage("mixture partials", self.components * chunks)?;
+            let posterior = gpu.storage("mixture posterior", self.components)?;
+            let out = gpu.storage("latent", self.numel)?;
+            let (gx, gy, row) = grid(self.numel);
+            let kind = match self.prediction {
+                Prediction::Velocity => 0,
+                Prediction::Epsilon => 1,
+                Prediction::V => 2,
+                Prediction::Sample => 3,
+                other => {
+                    return Err(ModelError::new(format!(
+                        "the wgpu mixture kernel has no {other:?} prediction"
+                    )));
+                }
+            };
+            let params = gpu.uniform(&[
+                self.numel as u32,
+                self.components as u32,
+                chunks as u32,
+                kind,
+                row,
+                word(a as f32),
+                word(sigma as f32),
+                word((-0.5 / var) as f32),
+                word((a * self.s2 / var) as f32),
+                word((sigma / var) as f32),
+                0,
+                0,
+            ]);
+            let pipelines = gpu.mixture_pipelines();
+            let bind = gpu.bind(
+                &pipelines.layout,
+                &[
+                    &params,
+                    &self.means[g],
+                    x.buffer(),
+                    &partials,
+                    &posterior,
+                    &out,
+                ],
+            );
+            gpu.run(&[
+                (
+                    &pipelines.distances,
+                    &bind,
+                    (chunks as u32, self.components as u32),
+                ),
+                (&pipelines.weights, &bind, (1, 1)),
+                (&pipelines.combine, &bind, (gx, gy)),
+            ]);
+            Ok(self.backend.wrap(out, self.numel, g))
+        })
     }
 }

@@ -85,8 +85,14 @@ pub struct Gpu {
     info: wgpu::AdapterInfo,
     pub(crate) kernels: Kernels,
     pub(crate) free: Arc<FreeList>,
-    /// Set when the device is lost or reports an uncaptured error.
+    /// Set when the device is lost or reports an error in chords's work.
     failure: Arc<Mutex<Option<String>>>,
+    /// Whether the host application owns the device ([`DevicePool::from_device`]): its
+    /// error handler and device-lost callback stay the host's, and chords catches the
+    /// errors of its own work in error scopes ([`Gpu::guarded`]).
+    hosted: bool,
+    /// Unique to this `Gpu` in the process (see [`Gpu::id`]).
+    id: u64,
     /// The instance and adapter behind the device, when the pool created it or was given
     /// them (burn-wgpu needs both to adopt the device).
     setup: Option<(wgpu::Instance, wgpu::Adapter)>,
@@ -101,20 +107,31 @@ impl std::fmt::Debug for Gpu {
 }
 
 impl Gpu {
-    fn new(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo) -> Self {
+    /// A device the pool created (`hosted: false`: chords installs its own error handler
+    /// and device-lost callback on it) or the host application's (`hosted: true`: both
+    /// left alone).
+    fn new(
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+        info: wgpu::AdapterInfo,
+        hosted: bool,
+    ) -> Self {
         let failure = Arc::new(Mutex::new(None));
-        let lost = failure.clone();
-        device.set_device_lost_callback(move |reason, message| {
-            if let Ok(mut f) = lost.lock() {
-                f.get_or_insert(one_line(&format!("device lost ({reason:?}): {message}")));
-            }
-        });
-        let errors = failure.clone();
-        device.on_uncaptured_error(Arc::new(move |error: wgpu::Error| {
-            if let Ok(mut f) = errors.lock() {
-                f.get_or_insert(one_line(&error.to_string()));
-            }
-        }));
+        if !hosted {
+            let lost = failure.clone();
+            device.set_device_lost_callback(move |reason, message| {
+                if let Ok(mut f) = lost.lock() {
+                    f.get_or_insert(one_line(&format!("device lost ({reason:?}): {message}")));
+                }
+            });
+            let errors = failure.clone();
+            device.on_uncaptured_error(Arc::new(move |error: wgpu::Error| {
+                if let Ok(mut f) = errors.lock() {
+                    f.get_or_insert(one_line(&error.to_string()));
+                }
+            }));
+        }
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         Self {
             device,
             queue,
@@ -122,8 +139,50 @@ impl Gpu {
             kernels: Kernels::default(),
             free: Arc::default(),
             failure,
+            hosted,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             setup: None,
         }
+    }
+
+    /// Runs `work`, chords's own commands on this device, once the device is known to be
+    /// sound. On a host application's device `work` runs inside error scopes (validation,
+    /// out of memory, internal), so its errors come back here, fail the device for chords
+    /// and are not reported to the host's handler, while the host's own errors stay the
+    /// host's. On a device the pool created, chords's uncaptured-error handler sees them.
+    pub(crate) fn guarded<R, E: From<WgpuError>>(
+        &self,
+        work: impl FnOnce() -> Result<R, E>,
+    ) -> Result<R, E> {
+        self.check()?;
+        if !self.hosted {
+            return work();
+        }
+        let scopes = [
+            wgpu::ErrorFilter::Validation,
+            wgpu::ErrorFilter::OutOfMemory,
+            wgpu::ErrorFilter::Internal,
+        ]
+        .map(|filter| self.device.push_error_scope(filter));
+        let result = work();
+        let mut error = None;
+        // Scopes pop in reverse order; every one is popped, the first error kept.
+        for scope in scopes.into_iter().rev() {
+            if let Some(e) = pollster::block_on(scope.pop()) {
+                error.get_or_insert(e);
+            }
+        }
+        match error {
+            Some(e) => Err(self.fail(e.to_string()).into()),
+            None => result,
+        }
+    }
+
+    /// A number no other `Gpu` of this process has. (`wgpu::Device`'s own equality compares
+    /// ids that each wgpu instance numbers from the start, so devices of two instances can
+    /// compare equal; this cannot.)
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// The instance and adapter behind the device, if known.
@@ -382,7 +441,7 @@ impl DevicePool {
                             adapter: format!("{} [{:?}]", info.name, info.backend),
                             reason: e.to_string(),
                         })?;
-                    let mut gpu = Gpu::new(device, queue, info);
+                    let mut gpu = Gpu::new(device, queue, info, false);
                     gpu.setup = Some((instance.clone(), adapter.clone()));
                     Ok(Arc::new(gpu))
                 })
@@ -403,6 +462,11 @@ impl DevicePool {
     }
 
     /// All `cores` cores on the caller's own device (e.g. a game's), with no device created.
+    ///
+    /// The device stays the caller's: its uncaptured-error handler and device-lost callback
+    /// are left as they are. chords runs its own work on it inside error scopes, so a
+    /// failure of chords's work is a chords error (and fails the pool's device for chords)
+    /// and the host's own errors still reach the host's handler.
     pub fn from_device(
         device: wgpu::Device,
         queue: wgpu::Queue,
@@ -415,7 +479,7 @@ impl DevicePool {
             ));
         }
         Ok(Self {
-            gpus: vec![Arc::new(Gpu::new(device, queue, info))],
+            gpus: vec![Arc::new(Gpu::new(device, queue, info, true))],
             core_gpu: (0..cores).map(|_| AtomicUsize::new(0)).collect(),
         })
     }

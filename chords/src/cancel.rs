@@ -3,11 +3,19 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// A shared flag that stops a [`run`](crate::run) before its next round.
+/// A shared flag that stops a [`run`](crate::run), a [`Driver`](crate::Driver) or a
+/// [`Background`](crate::Background) run.
 ///
 /// Clones share the flag. A cancelled run returns normally with
-/// [`StopReason::Cancelled`](crate::StopReason::Cancelled): the round in progress finishes,
-/// its events are delivered, and nothing after it starts.
+/// [`StopReason::Cancelled`](crate::StopReason::Cancelled) and no later round starts. Which
+/// rounds count depends on when the flag is seen: checked before each round, a cancel
+/// between rounds ends the run there; checked again when a round's model calls return, a
+/// cancel during the calls drops their outputs: the sampler does not advance, that round
+/// sends no event after its [`RoundStarted`](crate::Event::RoundStarted) (no
+/// [`RoundFinished`](crate::Event::RoundFinished)), and the summary counts the rounds
+/// before it (its model calls are counted, as they were made). A model call in progress is
+/// not interrupted. Cancelling from an event callback after the model calls (on a hit, on
+/// `RoundFinished`) lets that round finish.
 ///
 /// ```
 /// let token = chords::CancelToken::new();

@@ -56,6 +56,16 @@ pub enum Error {
         /// The grid index it evaluated.
         index: usize,
     },
+    /// A [`Driver`](crate::Driver) was stepped again after a step failed: the sampler may
+    /// be half way through that round, so the run cannot go on.
+    #[error("the run failed in round {round} and cannot go on")]
+    SteppedAfterError {
+        /// The 1-based round whose step failed.
+        round: usize,
+    },
+    /// The thread of a [`Background`](crate::Background) run panicked.
+    #[error("the background thread panicked: {0}")]
+    Panicked(String),
     /// The sampler's bookkeeping broke an invariant; this is a bug in `chords`.
     #[error("internal error (please report): {0}")]
     Internal(String),

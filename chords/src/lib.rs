@@ -14,7 +14,10 @@
 //! * [`sampler`]: [`Chords`] and [`Sequential`] as pure state machines;
 //! * the baselines [`Paradigms`] (sliding-window Picard iteration) and [`Srds`] (pipelined
 //!   Parareal), behind the same [`Sampler`] API (`BASELINES.md`);
-//! * [`run()`]: the executor loop with one worker thread per core;
+//! * [`run()`]: the executor loop with one worker thread per core; [`Driver`]: the same
+//!   rounds one [`step`](Driver::step) at a time, from the caller's own loop;
+//!   [`Background`]: a run on its own thread, polled, paused, resumed and cancelled from
+//!   another ([`CancelToken`] cancels any of them);
 //! * [`backend`]: the [`Backend`] trait (one fused linear-combination primitive) and
 //!   [`CpuBackend`];
 //! * [`model`] and [`mixture`]: the [`Model`] trait and the exact Gaussian-mixture oracle;
@@ -41,8 +44,10 @@
 //! ```
 
 pub mod backend;
+mod background;
 mod cancel;
 pub mod diffusers;
+mod driver;
 mod error;
 pub mod init;
 pub mod mixture;
@@ -59,7 +64,9 @@ pub mod solver;
 mod stop;
 
 pub use backend::{Backend, BackendError, CpuBackend, CpuLatent};
+pub use background::{Background, BackgroundBuilder, WakeFn, Worker};
 pub use cancel::CancelToken;
+pub use driver::{Driver, Step};
 pub use error::{Error, Result};
 pub use init::{InitError, InitSequence, InitStrategy, Plan, PlannedHit};
 pub use mixture::GaussianMixture;

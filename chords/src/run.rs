@@ -1,6 +1,8 @@
-//! The standard executor: drives a [`Sampler`] round by round, running each round's model
-//! calls on worker threads (one per core by default), checking outputs, applying the stop
-//! rule and forwarding events.
+//! The standard executor: drives a [`Sampler`] round by round to the end, running each
+//! round's model calls on worker threads (one per core by default) that live for the whole
+//! run, checking outputs, applying the stop rule and forwarding events. The round itself is
+//! [`Driver`]'s, which plays one round per call for a caller that owns the loop;
+//! [`Background`](crate::Background) runs either on a thread of its own.
 //!
 //! A failed model call (an error, a panic, NaN/Inf, a wrong size) on a core the sampler can
 //! do without retires that core ([`Event::CoreRetired`]); on one it cannot (CHORDS's core
@@ -12,6 +14,7 @@ use std::sync::mpsc;
 
 use crate::backend::Backend;
 use crate::cancel::CancelToken;
+use crate::driver::Driver;
 use crate::error::{Error, Result};
 use crate::model::{Model, ModelError};
 use crate::sampler::{Event, Request, Sampler};
@@ -30,7 +33,9 @@ pub struct RunOptions {
     pub threads: usize,
     /// When to stop.
     pub stop: StopRule,
-    /// Stops the run before its next round when cancelled.
+    /// Stops the run when cancelled: before its next round, or, when cancelled while a
+    /// round's model calls run, as soon as they return, with that round's outputs dropped
+    /// (see [`CancelToken`]).
     pub cancel: CancelToken,
     /// Keeps a host copy of core 0's point each round (one download per round), so that
     /// core 0 survives the loss of its device's memory, not only a failed call.
@@ -117,7 +122,7 @@ impl StopReason {
 pub struct RunSummary {
     /// Rounds of model calls.
     pub rounds: usize,
-    /// Model calls in all (failed ones included).
+    /// Model calls in all (failed ones, and those of a round a cancel dropped, included).
     pub model_calls: usize,
     /// Cores retired after a failure.
     pub retired: Vec<usize>,
@@ -126,6 +131,15 @@ pub struct RunSummary {
 }
 
 /// Runs `sampler` with `model` until the stop rule or the end, reporting every event.
+///
+/// The rounds are those of a [`Driver`] (one implementation of a round), with one set of
+/// worker threads for the whole run: the calling thread is worker 0 and the others are
+/// joined before this returns.
+///
+/// # Errors
+/// [`Error::StopRule`] when the sampler cannot meet `options.stop`; otherwise the first
+/// failure the run cannot get past (a model call on a core that can be neither retired nor
+/// moved, a backend error, a sampler error).
 pub fn run<B, M>(
     sampler: &mut dyn Sampler<B>,
     backend: &B,
@@ -137,13 +151,29 @@ where
     B: Backend,
     M: Model<B> + ?Sized,
 {
-    options.stop.validate(sampler.max_hits())?;
-    let workers = match options.threads {
-        0 => sampler.cores().min(MAX_DEFAULT_THREADS),
-        n => n,
-    };
+    Driver::new(sampler, backend, model, options.clone())?.finish(on_event, &mut || {})
+}
+
+/// Makes a round's model calls: the outputs of the requests, in order.
+pub(crate) type Evaluator<'a, L> =
+    dyn FnMut(&[Request<L>]) -> Result<Vec<Result<L, ModelError>>> + 'a;
+
+/// Calls `body` with the evaluator of `model` on `workers` threads: one
+/// [`evaluate_batch`](Model::evaluate_batch) per round for a model that batches, inline
+/// calls for at most one worker, and otherwise a pool of scoped threads living as long as
+/// `body` (the calling thread is worker 0), so a round wakes at most `workers - 1` threads
+/// and nothing outlives the call.
+pub(crate) fn with_evaluator<B, M, R>(
+    model: &M,
+    workers: usize,
+    body: impl FnOnce(&mut Evaluator<'_, B::Latent>) -> Result<R>,
+) -> Result<R>
+where
+    B: Backend,
+    M: Model<B> + ?Sized,
+{
     if model.batches() {
-        return drive(sampler, backend, options, on_event, &mut |requests| {
+        return body(&mut |requests| {
             let outputs = catch_unwind(AssertUnwindSafe(|| model.evaluate_batch(requests)))
                 .unwrap_or_else(|payload| {
                     requests
@@ -162,12 +192,8 @@ where
         });
     }
     if workers <= 1 {
-        return drive(sampler, backend, options, on_event, &mut |requests| {
-            Ok(requests.iter().map(|r| call(model, r)).collect())
-        });
+        return body(&mut |requests| Ok(requests.iter().map(|r| call(model, r)).collect()));
     }
-    // The calling thread is worker 0; workers 1.. are scoped threads living for the run,
-    // so a round wakes at most `workers - 1` threads and nothing outlives the call.
     std::thread::scope(|scope| {
         let (result_tx, result_rx) = mpsc::channel::<(usize, Result<B::Latent, ModelError>)>();
         let (job_txs, handles): (Vec<_>, Vec<_>) = (1..workers)
@@ -189,7 +215,7 @@ where
             .collect::<Result<Vec<_>>>()?
             .into_iter()
             .unzip();
-        let result = drive(sampler, backend, options, on_event, &mut |requests| {
+        let result = body(&mut |requests| {
             let mut results: Vec<Option<Result<B::Latent, ModelError>>> =
                 (0..requests.len()).map(|_| None).collect();
             // Request `slot` goes to worker `slot % workers`; hand out the others' first.
@@ -239,327 +265,6 @@ fn call<B: Backend, M: Model<B> + ?Sized>(
         model.evaluate(r.core, &r.latent, &r.timestep)
     }))
     .unwrap_or_else(|payload| Err(ModelError::from_panic(payload.as_ref())))
-}
-
-type Evaluator<'a, L> = dyn FnMut(&[Request<L>]) -> Result<Vec<Result<L, ModelError>>> + 'a;
-
-/// The round loop, independent of how model calls are executed.
-fn drive<B: Backend>(
-    sampler: &mut dyn Sampler<B>,
-    backend: &B,
-    options: &RunOptions,
-    on_event: &mut dyn FnMut(&Event<B::Latent>),
-    evaluate: &mut Evaluator<'_, B::Latent>,
-) -> Result<RunSummary> {
-    let mut model_calls = 0;
-    let mut retired = Vec::new();
-    // With `options.mirror`: core 0's point for the coming round, on the host.
-    let mut mirror = match options.mirror {
-        true => core_0_point(backend, &sampler.requests()),
-        false => None,
-    };
-    let mut stop = StopTracker::new(options.stop);
-    let summary = |rounds, model_calls, retired: &Vec<usize>, reason| RunSummary {
-        rounds,
-        model_calls,
-        retired: retired.clone(),
-        reason,
-    };
-    loop {
-        if options.cancel.is_cancelled() {
-            tracing::debug!(round = sampler.rounds(), "run cancelled");
-            let reason = StopReason::Cancelled;
-            return Ok(summary(sampler.rounds(), model_calls, &retired, reason));
-        }
-        let requests = sampler.requests();
-        if requests.is_empty() {
-            let reason = StopReason::Finished;
-            return Ok(summary(sampler.rounds(), model_calls, &retired, reason));
-        }
-        let round = sampler.rounds() + 1;
-        on_event(&Event::RoundStarted {
-            round,
-            evaluations: requests.iter().map(|r| (r.core, r.index)).collect(),
-        });
-        let results = screened(backend, round, &requests, evaluate(&requests)?);
-        model_calls += requests.len();
-        let mut outputs = Vec::with_capacity(requests.len());
-        for (result, r) in results.into_iter().zip(&requests) {
-            let error = match result {
-                Ok(out) => {
-                    outputs.push(out);
-                    continue;
-                }
-                Err(e) => e,
-            };
-            if sampler.retire(r.core) {
-                tracing::warn!(round, core = r.core, "core retired: {error}");
-                retired.push(r.core);
-                on_event(&Event::CoreRetired {
-                    round,
-                    core: r.core,
-                    index: r.index,
-                    reason: error.to_string(),
-                });
-                continue;
-            }
-            let error_text = error.to_string();
-            let host = mirror.as_deref().filter(|_| r.core == 0);
-            outputs.push(move_and_retry(
-                sampler, backend, evaluate, round, r, host, error,
-            )?);
-            on_event(&Event::CoreMoved {
-                round,
-                core: r.core,
-                reason: error_text,
-            });
-            model_calls += 1;
-        }
-        let mut failure = None;
-        sampler.advance(backend, outputs, &mut |event| {
-            if failure.is_none()
-                && let Err(e) = stop.observe(backend, &event)
-            {
-                failure = Some(e);
-            }
-            on_event(&event);
-        })?;
-        if let Some(e) = failure {
-            return Err(e);
-        }
-        if options.mirror {
-            // Copied as soon as it exists, before anything else can happen to its device.
-            mirror = core_0_point(backend, &sampler.requests());
-        }
-        on_event(&Event::RoundFinished {
-            round,
-            model_calls: requests.len(),
-        });
-        tracing::debug!(round, calls = requests.len(), "round finished");
-        if stop.met {
-            let reason = StopReason::Rule;
-            return Ok(summary(sampler.rounds(), model_calls, &retired, reason));
-        }
-    }
-}
-
-/// A model call's result, checked: its error, or an output of the wrong size or not finite,
-/// becomes the run's [`Error`] naming the round, core and grid index.
-fn checked<B: Backend>(
-    backend: &B,
-    round: usize,
-    r: &Request<B::Latent>,
-    result: Result<B::Latent, ModelError>,
-) -> Result<B::Latent> {
-    let out = sized(backend, round, r, result)?;
-    check_finite(backend, round, r, &out)?;
-    Ok(out)
-}
-
-/// A model call's result with its error, or an output of the wrong size, as the run's
-/// [`Error`].
-fn sized<B: Backend>(
-    backend: &B,
-    round: usize,
-    r: &Request<B::Latent>,
-    result: Result<B::Latent, ModelError>,
-) -> Result<B::Latent> {
-    let model_error = |source| Error::Model {
-        round,
-        core: r.core,
-        index: r.index,
-        source,
-    };
-    let out = result.map_err(model_error)?;
-    let (want, got) = (backend.numel(&r.latent), backend.numel(&out));
-    if want != got {
-        return Err(model_error(ModelError::new(format!(
-            "returned {got} elements for a latent of {want}"
-        ))));
-    }
-    Ok(out)
-}
-
-/// A round's model results, checked as [`checked`] checks one, with the finiteness of all
-/// outputs asked of the backend at once ([`Backend::all_finite_each`]). Should that joint
-/// check fail, each output is checked on its own, so the error names the core it concerns.
-fn screened<B: Backend>(
-    backend: &B,
-    round: usize,
-    requests: &[Request<B::Latent>],
-    results: Vec<Result<B::Latent, ModelError>>,
-) -> Vec<Result<B::Latent>> {
-    let mut screened: Vec<Result<B::Latent>> = results
-        .into_iter()
-        .zip(requests)
-        .map(|(result, r)| sized(backend, round, r, result))
-        .collect();
-    let ok: Vec<usize> = (0..screened.len())
-        .filter(|&i| screened[i].is_ok())
-        .collect();
-    let latents: Vec<&B::Latent> = ok
-        .iter()
-        .filter_map(|&i| screened[i].as_ref().ok())
-        .collect();
-    let finite = match backend.all_finite_each(&latents) {
-        Ok(finite) if finite.len() == latents.len() => finite,
-        joint => {
-            tracing::debug!(
-                round,
-                "joint finiteness check failed ({joint:?}); checking each"
-            );
-            let each: Vec<Result<()>> = ok
-                .iter()
-                .map(|&i| match &screened[i] {
-                    Ok(out) => check_finite(backend, round, &requests[i], out),
-                    Err(_) => Ok(()),
-                })
-                .collect();
-            for (&i, result) in ok.iter().zip(each) {
-                if let Err(e) = result {
-                    screened[i] = Err(e);
-                }
-            }
-            return screened;
-        }
-    };
-    for (&i, finite) in ok.iter().zip(finite) {
-        if !finite {
-            let r = &requests[i];
-            screened[i] = Err(Error::NonFiniteOutput {
-                round,
-                core: r.core,
-                index: r.index,
-            });
-        }
-    }
-    screened
-}
-
-/// After core `r.core`, which the sampler cannot retire, failed with `error`: moves it to
-/// another device with its state (from the old device, or from the host copy `mirror` of
-/// its point when the old device's memory is gone) and makes its call again there.
-/// Returns the new output, or `error` when the backend has nowhere to move it.
-fn move_and_retry<B: Backend>(
-    sampler: &mut dyn Sampler<B>,
-    backend: &B,
-    evaluate: &mut Evaluator<'_, B::Latent>,
-    round: usize,
-    r: &Request<B::Latent>,
-    mirror: Option<&[f32]>,
-    error: Error,
-) -> Result<B::Latent> {
-    let core = r.core;
-    let moved = backend
-        .relocate(core)
-        .map_err(|source| Error::Backend { core, source })?;
-    if !moved {
-        return Err(error);
-    }
-    let backend_error = |source| Error::Backend { core, source };
-    let rehomed = sampler.rehome(backend, core).and_then(|ok| match ok {
-        true => backend
-            .transfer(&r.latent, core)
-            .map_err(backend_error)
-            .map(Some),
-        false => Ok(None),
-    });
-    let latent = match (rehomed, mirror) {
-        (Ok(Some(latent)), _) => latent,
-        (Ok(None), _) => return Err(error),
-        (Err(lost), Some(host)) => {
-            tracing::warn!(round, core, "restoring from the host copy: {lost}");
-            let latent = backend.upload(core, host).map_err(backend_error)?;
-            if !sampler.restore(core, latent.clone()) {
-                return Err(lost);
-            }
-            latent
-        }
-        (Err(lost), None) => return Err(lost),
-    };
-    tracing::warn!(round, core, "core moved to another device: {error}");
-    let retry = Request {
-        latent,
-        ..r.clone()
-    };
-    let result = evaluate(std::slice::from_ref(&retry))?
-        .into_iter()
-        .next()
-        .ok_or_else(|| Error::Internal("no output for a retried call".into()))?;
-    checked(backend, round, &retry, result)
-}
-
-/// Core 0's point among `requests`, copied to the host (`None` if it has none or the copy
-/// fails: then a later loss of its device ends the run).
-fn core_0_point<B: Backend>(backend: &B, requests: &[Request<B::Latent>]) -> Option<Vec<f32>> {
-    let r = requests.iter().find(|r| r.core == 0)?;
-    backend
-        .download(&r.latent)
-        .inspect_err(|e| tracing::warn!("no host copy of core 0's point: {e}"))
-        .ok()
-}
-
-/// A model output must be finite.
-fn check_finite<B: Backend>(
-    backend: &B,
-    round: usize,
-    r: &Request<B::Latent>,
-    out: &B::Latent,
-) -> Result<()> {
-    match backend.all_finite(out) {
-        Ok(true) => Ok(()),
-        Ok(false) => Err(Error::NonFiniteOutput {
-            round,
-            core: r.core,
-            index: r.index,
-        }),
-        Err(source) => Err(Error::Backend {
-            core: r.core,
-            source,
-        }),
-    }
-}
-
-/// Watches the output stream for the stop rule.
-struct StopTracker {
-    rule: StopRule,
-    previous_hit: Option<Vec<f32>>,
-    met: bool,
-}
-
-impl StopTracker {
-    fn new(rule: StopRule) -> Self {
-        Self {
-            rule,
-            previous_hit: None,
-            met: false,
-        }
-    }
-
-    fn observe<B: Backend>(&mut self, backend: &B, event: &Event<B::Latent>) -> Result<()> {
-        let (output, is_hit) = match event {
-            Event::Preview(o) => (o, false),
-            Event::Hit(o) => (o, true),
-            _ => return Ok(()),
-        };
-        match self.rule {
-            StopRule::CoreIndex(n) => self.met |= output.position == n,
-            StopRule::Residual(tau) if is_hit => {
-                let hit = backend
-                    .download(&output.latent)
-                    .map_err(|source| Error::Backend {
-                        core: output.core,
-                        source,
-                    })?;
-                if let Some(prev) = &self.previous_hit {
-                    self.met |= residual(prev, &hit) < tau;
-                }
-                self.previous_hit = Some(hit);
-            }
-            StopRule::Residual(_) | StopRule::All => {}
-        }
-        Ok(())
-    }
 }
 
 /// Root-mean-square difference `sqrt(Σ (a - b)² / numel)` of two latents.

@@ -11,12 +11,12 @@ use chords::{
     Backend, Chords, CpuBackend, Euler, Event, FlowSchedule, InitSequence, RunOptions, StopRule,
     noise, run,
 };
-use chords_wgpu::emoji::train::{Dataset, TrainConfig, Trainer};
-use chords_wgpu::emoji::{EmojiModel, NUMEL, class_index, cpu_device};
+use chords_emoji::train::{Dataset, TrainConfig, Trainer};
+use chords_emoji::{EmojiModel, NUMEL, class_index, cpu_device};
 
 /// The shipped weights, as burnpack bytes.
 fn weights() -> Vec<u8> {
-    include_bytes!("../../assets/emoji/emoji.bpk").to_vec()
+    include_bytes!("../../chords-emoji/weights/emoji.bpk").to_vec()
 }
 
 fn model(bytes: &[u8], device: &Device) -> EmojiModel {
@@ -209,7 +209,7 @@ fn all_outputs<B: Backend, M: chords::Model<B>>(backend: &B, model: &M) -> Vec<V
 
 #[test]
 fn on_the_pools_own_device_the_model_matches_ndarray() {
-    use chords_wgpu::emoji::GpuEmojiModel;
+    use chords_burn::WgpuBurnModel;
     use chords_wgpu::{DevicePool, PoolOptions, WgpuBackend, WgpuError};
     let pool = match DevicePool::new(&PoolOptions::new(8)) {
         Ok(pool) => Arc::new(pool),
@@ -222,7 +222,7 @@ fn on_the_pools_own_device_the_model_matches_ndarray() {
     let cpu = EmojiModel::shipped(&cpu_device()).unwrap();
     let gpu_backend = WgpuBackend::new(pool);
     let shipped = EmojiModel::shipped(&cpu_device()).unwrap();
-    let gpu = GpuEmojiModel::new(&shipped, &gpu_backend).unwrap();
+    let gpu = WgpuBurnModel::new(shipped.burn(), &gpu_backend).unwrap();
     let (a, b) = (
         all_outputs(&CpuBackend, &cpu),
         all_outputs(&gpu_backend, &gpu),
@@ -241,7 +241,7 @@ fn on_the_pools_own_device_the_model_matches_ndarray() {
         );
     }
     // A second model on the same device reuses burn's runtime and gives the same outputs.
-    let again = GpuEmojiModel::new(&shipped, &gpu_backend).unwrap();
+    let again = WgpuBurnModel::new(shipped.burn(), &gpu_backend).unwrap();
     for (va, vb) in b.iter().zip(&all_outputs(&gpu_backend, &again)) {
         let err = va
             .iter()
@@ -250,9 +250,4 @@ fn on_the_pools_own_device_the_model_matches_ndarray() {
             .fold(0.0, f32::max);
         assert!(err < 1e-6, "a second model on the same device: {err}");
     }
-    // A pool of several devices is refused with a reason, not run wrongly.
-    let options = PoolOptions::new(2).with_sharing(chords_wgpu::DeviceSharing::PerCore);
-    let two = WgpuBackend::new(Arc::new(DevicePool::new(&options).unwrap()));
-    let err = GpuEmojiModel::new(&shipped, &two).unwrap_err();
-    assert!(err.to_string().contains("one device"), "{err}");
 }

@@ -6,4 +6,5 @@ mod baselines;
 mod emoji;
 mod engine;
 mod faults;
+mod host;
 mod wgpu;

@@ -16,7 +16,7 @@ use chords::{
     CancelToken, Chords, CpuLatent, Euler, Event, FlowSchedule, InitSequence, RunOptions, StopRule,
     noise, run,
 };
-use chords_wgpu::emoji::{EmojiModel, NUMEL, cpu_device};
+use chords_emoji::{EmojiModel, NUMEL, cpu_device};
 
 const TIMED: std::ops::RangeInclusive<usize> = 9..=12;
 
@@ -62,7 +62,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!(
         "CHORDS K = 8, T = 50, emoji model (guidance {}), ms per round over rounds 9-12",
-        chords_wgpu::emoji::DEFAULT_GUIDANCE
+        chords_emoji::DEFAULT_GUIDANCE
     );
     println!(
         "{:<14} {:>12} {:>14} {:>8}",

@@ -9,19 +9,22 @@
 use std::path::PathBuf;
 
 use chords::{FlowSchedule, noise};
-use chords_wgpu::emoji::{CLASSES, EmojiModel, NUMEL};
+use chords_emoji::{CLASSES, EmojiModel, NUMEL};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let weights = PathBuf::from(args.get(1).map_or("assets/emoji/emoji.bpk", String::as_str));
+    let weights = PathBuf::from(
+        args.get(1)
+            .map_or("chords-emoji/weights/emoji.bpk", String::as_str),
+    );
     let out = PathBuf::from(args.get(2).map_or("docs/emoji-samples.png", String::as_str));
     let n: usize = args.get(3).map_or(Ok(8), |a| a.parse())?;
     let guidance: f32 = args
         .get(4)
-        .map_or(Ok(chords_wgpu::emoji::DEFAULT_GUIDANCE), |a| a.parse())?;
+        .map_or(Ok(chords_emoji::DEFAULT_GUIDANCE), |a| a.parse())?;
     let steps = 50;
     let schedule = FlowSchedule::new(steps, 1.0)?;
-    let device = chords_wgpu::emoji::cpu_device();
+    let device = chords_emoji::cpu_device();
     let scale = 2;
     let (cell, pad) = (32 * scale, 4);
     let (width, height) = (n * (cell + pad) + pad, CLASSES.len() * (cell + pad) + pad);

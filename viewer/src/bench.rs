@@ -170,7 +170,7 @@ pub fn run_bench(args: &BenchArgs) -> Result<()> {
     for &k in &args.cores {
         crate::limits::check_counts(args.steps, k)?;
         // Both benchmark models have the emoji network's 3×32×32 latent.
-        let elements = chords_wgpu::emoji::SHAPE.iter().product();
+        let elements = chords_emoji::SHAPE.iter().product();
         for sampler in [
             SamplerKind::Chords,
             SamplerKind::Paradigms,
@@ -218,13 +218,13 @@ pub fn run_bench(args: &BenchArgs) -> Result<()> {
                 )?;
             }
             BenchModel::Emoji => {
-                let device = chords_wgpu::emoji::cpu_device();
+                let device = chords_emoji::cpu_device();
                 let emoji = match &args.weights {
-                    Some(path) => chords_wgpu::emoji::EmojiModel::load(path, &device)?,
-                    None => chords_wgpu::emoji::EmojiModel::shipped(&device)?,
+                    Some(path) => chords_emoji::EmojiModel::load(path, &device)?,
+                    None => chords_emoji::EmojiModel::shipped(&device)?,
                 }
                 .with_batching(true);
-                let latent = chords_wgpu::emoji::SHAPE.to_vec();
+                let latent = chords_emoji::SHAPE.to_vec();
                 bench_model(
                     "emoji",
                     &emoji,

@@ -214,8 +214,7 @@ impl RenderArgs {
 
     /// The emoji model's guidance scale.
     pub fn guidance(&self) -> f32 {
-        self.guidance
-            .unwrap_or(chords_wgpu::emoji::DEFAULT_GUIDANCE)
+        self.guidance.unwrap_or(chords_emoji::DEFAULT_GUIDANCE)
     }
 
     /// Refuses options that change nothing for the chosen `model`, sampler and backend,

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
-use chords_wgpu::emoji::category_index;
+use chords_emoji::category_index;
 use indicatif::ProgressBar;
 
 /// The package version the shipped model was trained on.
@@ -97,7 +97,7 @@ pub fn run(args: &DataArgs) -> Result<()> {
     }
     chords::npy::write(&args.out.join("images.npy"), &[n, 3, 32, 32], &images)?;
     chords::npy::write(&args.out.join("labels.npy"), &[n], &labels)?;
-    let counts: Vec<String> = chords_wgpu::emoji::CLASSES
+    let counts: Vec<String> = chords_emoji::CLASSES
         .iter()
         .enumerate()
         .map(|(i, (name, _))| {

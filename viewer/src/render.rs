@@ -12,7 +12,8 @@ use chords::{
     Paradigms, Prediction, RunOptions, RunSummary, Sampler, Sequential, Solver, Srds, StopReason,
     StopRule,
 };
-use chords_wgpu::emoji::{EmojiModel, GpuEmojiModel};
+use chords_burn::WgpuBurnModel;
+use chords_emoji::EmojiModel;
 use chords_wgpu::{DevicePool, DeviceSharing, GpuMixture, PoolOptions, WgpuBackend, WgpuError};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
@@ -155,10 +156,10 @@ impl ModelChoice {
 /// The emoji model with the arguments' weights (default: the shipped ones), class and
 /// guidance, on burn-ndarray (burn-cuda with `--backend cuda`).
 fn emoji_model(args: &RenderArgs) -> Result<EmojiModel> {
-    let class = chords_wgpu::emoji::class_index(args.class()).map_err(anyhow::Error::msg)?;
+    let class = chords_emoji::class_index(args.class()).map_err(anyhow::Error::msg)?;
     let device = match args.backend {
-        BackendKind::Cuda => chords_wgpu::emoji::cuda_device(0)?,
-        _ => chords_wgpu::emoji::cpu_device(),
+        BackendKind::Cuda => chords_emoji::cuda_device(0)?,
+        _ => chords_emoji::cpu_device(),
     };
     let model = match &args.weights {
         Some(path) => EmojiModel::load(path, &device)?,
@@ -199,7 +200,7 @@ pub(crate) fn prepare(args: &RenderArgs, own: Option<OwnDevice>) -> Result<Job> 
     };
     let latent_shape = match &model {
         ModelChoice::Mixture(m) => m.latent_shape().to_vec(),
-        ModelChoice::Emoji(_) => chords_wgpu::emoji::SHAPE.to_vec(),
+        ModelChoice::Emoji(_) => chords_emoji::SHAPE.to_vec(),
     };
     let elements = latent_shape.iter().product();
     crate::limits::check_memory(
@@ -254,15 +255,17 @@ pub(crate) fn prepare(args: &RenderArgs, own: Option<OwnDevice>) -> Result<Job> 
             }
         },
     };
-    // `auto` runs the emoji network with burn-wgpu only on one hardware device: on a
-    // software adapter such as lavapipe burn-ndarray is several times faster.
+    // `auto` runs the emoji network with burn-wgpu only on hardware devices: on a software
+    // adapter such as lavapipe burn-ndarray is several times faster.
     let pool = match (&model, args.backend, pool) {
         (ModelChoice::Emoji(_), BackendKind::Auto, Some(pool))
-            if pool.gpus().len() != 1
-                || pool.gpus()[0].info().device_type == chords_wgpu::wgpu::DeviceType::Cpu =>
+            if pool
+                .gpus()
+                .iter()
+                .any(|g| g.info().device_type == chords_wgpu::wgpu::DeviceType::Cpu) =>
         {
             tracing::info!(
-                "the emoji model runs on burn-ndarray: {} is a software adapter or several devices",
+                "the emoji model runs on burn-ndarray: {} is a software adapter",
                 pool.describe().join("; ")
             );
             None
@@ -276,8 +279,11 @@ pub(crate) fn prepare(args: &RenderArgs, own: Option<OwnDevice>) -> Result<Job> 
                 .gpus()
                 .iter()
                 .try_for_each(|g| g.check_size("the mixture means", m.means().len() as u64 * 4))?,
-            // burn-wgpu adopts the pool's one device; checked here, before any file is written.
-            ModelChoice::Emoji(_) => GpuEmojiModel::check(&WgpuBackend::new(pool.clone()))?,
+            // burn-wgpu adopts each of the pool's devices; checked here, before any file is
+            // written.
+            ModelChoice::Emoji(_) => {
+                WgpuBurnModel::<chords_emoji::EmojiNet, 4>::check(&WgpuBackend::new(pool.clone()))?
+            }
         }
     }
     Ok(Job {
@@ -329,7 +335,9 @@ pub(crate) fn dispatch<W: OnBackend>(job: &Job, work: W) -> Result<(W::Output, V
         ModelChoice::Mixture(mixture) => {
             work.run(&backend, &GpuMixture::new(&backend, mixture)?, job)?
         }
-        ModelChoice::Emoji(m) => work.run(&backend, &GpuEmojiModel::new(m, &backend)?, job)?,
+        ModelChoice::Emoji(m) => {
+            work.run(&backend, &WgpuBurnModel::new(m.burn(), &backend)?, job)?
+        }
     };
     let adapters: Vec<Value> = pool
         .gpus()

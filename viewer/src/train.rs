@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use chords_wgpu::emoji::train::{Dataset, LrDecay, TrainConfig, Trainer};
+use chords_emoji::train::{Dataset, LrDecay, TrainConfig, Trainer};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::plot;
@@ -29,7 +29,7 @@ pub struct TrainArgs {
     /// Continue the run in --checkpoint.
     #[arg(long)]
     pub resume: bool,
-    /// Start a new run from these weights (e.g. assets/emoji/emoji.bpk) instead of random
+    /// Start a new run from these weights (e.g. chords-emoji/weights/emoji.bpk) instead of random
     /// ones: fine-tuning, with a fresh optimiser and step count.
     #[arg(long, value_name = "WEIGHTS", conflicts_with = "resume")]
     pub init: Option<PathBuf>,
@@ -59,7 +59,7 @@ pub struct TrainArgs {
     /// Save a checkpoint every N steps.
     #[arg(long, default_value_t = 200)]
     pub save_every: usize,
-    /// Also write the final weights here (e.g. assets/emoji/emoji.bpk).
+    /// Also write the final weights here (e.g. chords-emoji/weights/emoji.bpk).
     #[arg(long)]
     pub export: Option<PathBuf>,
     /// Threads a step runs on, each computing the gradient of its part of the batch
@@ -88,7 +88,7 @@ impl TrainBackend {
     /// The burn device (refused when no adapter, or no CUDA support, is there) and its name.
     fn device(self) -> Result<(burn::tensor::Device, &'static str)> {
         Ok(match self {
-            Self::Cpu => (chords_wgpu::emoji::cpu_device(), "burn-ndarray"),
+            Self::Cpu => (chords_emoji::cpu_device(), "burn-ndarray"),
             Self::Wgpu => {
                 let adapters =
                     chords_wgpu::list_adapters(chords_wgpu::wgpu::Backends::all().with_env());
@@ -98,7 +98,7 @@ impl TrainBackend {
                 let device = burn::tensor::Device::wgpu(burn::tensor::DeviceKind::default());
                 (device, "burn-wgpu")
             }
-            Self::Cuda => (chords_wgpu::emoji::cuda_device(0)?, "burn-cuda"),
+            Self::Cuda => (chords_emoji::cuda_device(0)?, "burn-cuda"),
         })
     }
 }
@@ -141,7 +141,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let init = match &args.init {
         Some(path) => Some((
             path,
-            chords::read::read_file(path, chords_wgpu::emoji::MAX_WEIGHTS_BYTES)
+            chords::read::read_file(path, chords_emoji::MAX_WEIGHTS_BYTES)
                 .with_context(|| "--init")?,
         )),
         None => None,
@@ -246,7 +246,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     }
     bar.finish_and_clear();
     trainer.save(&args.checkpoint)?;
-    let weights = chords_wgpu::emoji::to_bytes(trainer.averaged_net())?;
+    let weights = chords_emoji::to_bytes(trainer.averaged_net())?;
     let export = args
         .export
         .clone()

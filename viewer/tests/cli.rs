@@ -878,21 +878,6 @@ fn wgpu_without_a_matching_adapter_is_refused() {
         let software = String::from_utf8_lossy(&chords(&["adapters"]).stdout).contains("Cpu");
         let backend = report(&auto)["backend"].clone();
         assert_eq!(backend, if software { "cpu" } else { "wgpu" });
-        // The emoji network shares one device among the cores (burn-wgpu adopts it).
-        assert_refused(
-            &[
-                "render",
-                "--backend",
-                "wgpu",
-                "--devices",
-                "per-core",
-                "--cores",
-                "4",
-                "--out",
-                out,
-            ],
-            &["emoji model on wgpu", "one device"],
-        );
     }
 }
 

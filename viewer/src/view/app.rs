@@ -421,7 +421,7 @@ impl ViewerApp {
                     egui::ComboBox::from_id_salt("class")
                         .selected_text(s.class.clone())
                         .show_ui(ui, |ui| {
-                            for (name, category) in chords_wgpu::emoji::CLASSES {
+                            for (name, category) in chords_emoji::CLASSES {
                                 ui.selectable_value(&mut s.class, name.to_string(), name)
                                     .on_hover_text(category);
                             }

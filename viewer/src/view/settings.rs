@@ -76,7 +76,7 @@ impl Default for Settings {
         Self {
             model: ModelChoice::Emoji,
             class: "smileys".into(),
-            guidance: chords_wgpu::emoji::DEFAULT_GUIDANCE,
+            guidance: chords_emoji::DEFAULT_GUIDANCE,
             seed: 0,
             steps: 50,
             cores: 8,
@@ -186,7 +186,7 @@ impl Settings {
         };
         let stop: chords::StopRule = args.stop.parse()?;
         if args.model == Some(crate::cli::ModelKind::Emoji) {
-            chords_wgpu::emoji::class_index(args.class()).map_err(anyhow::Error::msg)?;
+            chords_emoji::class_index(args.class()).map_err(anyhow::Error::msg)?;
         }
         if !matches!(args.schedule.strategy, Strategy::Optimal) || args.schedule.init.is_some() {
             let method = Method::from_args(&args, None)?;

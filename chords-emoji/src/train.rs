@@ -21,7 +21,7 @@ use burn::optim::{AdamConfig, GradientsAccumulator, GradientsParams, ModuleOptim
 use burn::store::ModuleRecord;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
-use super::{CLASSES, EmojiError, EmojiNet, NULL_CLASS, NUMEL};
+use crate::{CLASSES, EmojiError, EmojiNet, NULL_CLASS, NUMEL};
 
 /// Pictures and their class indices.
 #[derive(Debug, Clone, Default)]
@@ -248,7 +248,7 @@ impl TrainConfig {
     /// The learning rate of the step taken from `step` steps.
     ///
     /// ```
-    /// use chords_wgpu::emoji::train::{LrDecay, TrainConfig};
+    /// use chords_emoji::train::{LrDecay, TrainConfig};
     /// let mut config = TrainConfig::default();
     /// config.learning_rate = 2e-3;
     /// config.decay = Some(LrDecay { from: 100, to: 300, min: 0.0 });
@@ -372,7 +372,7 @@ impl Trainer {
             reason,
         };
         let mut trainer = Self::new(config, device);
-        let record = super::record_from_bytes(bytes, source_name)?;
+        let record = crate::record_from_bytes(bytes, source_name)?;
         if record.is_empty() {
             return Err(bad("holds no tensors".into()));
         }
@@ -401,7 +401,7 @@ impl Trainer {
         for file in ["model.bpk", "average.bpk", "optim.bpk"] {
             let path = dir.join(file);
             if file != "average.bpk" || path.exists() {
-                chords::read::open_regular(&path, super::MAX_WEIGHTS_BYTES)
+                chords::read::open_regular(&path, crate::MAX_WEIGHTS_BYTES)
                     .map_err(|e| bad(file, e.reason))?;
             }
         }
@@ -706,7 +706,7 @@ mod tests {
             ema: 0.25,
             ..TrainConfig::default()
         };
-        let mut trainer = Trainer::new(config, &super::super::cpu_device());
+        let mut trainer = Trainer::new(config, &crate::cpu_device());
         // A first step: the zero-initialised ends of the residual branches hold back the
         // gradients of the layers before them until they have moved.
         trainer.step(&data).unwrap();
@@ -748,7 +748,7 @@ mod tests {
             batch: 5,
             ..TrainConfig::default()
         };
-        let mut trainer = Trainer::new(config, &super::super::cpu_device());
+        let mut trainer = Trainer::new(config, &crate::cpu_device());
         // One step first, so that gradients reach the layers before the zero-initialised ones.
         trainer.step(&data).unwrap();
         let batch = batch(&data, &[0, 3, 5, 6, 7], &mut Rng::new(9), Draw::Evaluation);
@@ -781,20 +781,20 @@ mod tests {
             ema: 0.0,
             ..TrainConfig::default()
         };
-        let trainer = Trainer::new(config, &super::super::cpu_device());
+        let trainer = Trainer::new(config, &crate::cpu_device());
         assert_eq!(flat(&trainer.averaged_net()), flat(&trainer.net()));
     }
 
     #[test]
     fn a_run_from_weights_starts_at_them() {
-        let device = super::super::cpu_device();
+        let device = crate::cpu_device();
         let source = TrainConfig {
             seed: 7,
             ..TrainConfig::default()
         };
         let source = Trainer::new(source, &device).net();
         let weights = flat(&source);
-        let bytes = super::super::to_bytes(source).unwrap();
+        let bytes = crate::to_bytes(source).unwrap();
         let fresh = Trainer::new(TrainConfig::default(), &device);
         assert_ne!(flat(&fresh.net()), weights, "the seeds give other weights");
         let trainer =
@@ -814,7 +814,7 @@ mod tests {
     fn weights_lacking_the_grown_blocks_start_as_the_network_they_came_from() {
         use burn::module::ParamGroup;
         use burn::tensor::Distribution;
-        let device = super::super::cpu_device();
+        let device = crate::cpu_device();
         let source = Trainer::new(
             TrainConfig {
                 seed: 7,

@@ -21,8 +21,8 @@ pub const NULL_CLASS: usize = CLASSES.len();
 /// The class index of a command-line name, or an error listing the valid names.
 ///
 /// ```
-/// assert_eq!(chords_wgpu::emoji::class_index("food"), Ok(3));
-/// assert!(chords_wgpu::emoji::class_index("cats").unwrap_err().contains("smileys"));
+/// assert_eq!(chords_emoji::class_index("food"), Ok(3));
+/// assert!(chords_emoji::class_index("cats").unwrap_err().contains("smileys"));
 /// ```
 pub fn class_index(name: &str) -> Result<usize, String> {
     CLASSES.iter().position(|(n, _)| *n == name).ok_or_else(|| {

@@ -323,7 +323,7 @@ mod tests {
     /// network grown by them starts as the one it grew from.
     #[test]
     fn fresh_residual_branches_are_the_identity() {
-        let device = crate::emoji::cpu_device();
+        let device = crate::cpu_device();
         device.seed(5);
         let x = Tensor::<4>::random([2, 64, 8, 8], Distribution::Default, &device);
         let emb = Tensor::<2>::random([2, EMBED], Distribution::Default, &device);
@@ -347,7 +347,7 @@ mod tests {
     /// The training lowering (im2col + matrix product) is the same convolution as burn's.
     #[test]
     fn lowered_convolution_matches_burns() {
-        let device = crate::emoji::cpu_device().autodiff();
+        let device = crate::cpu_device().autodiff();
         device.seed(7);
         let x = Tensor::<4>::random([2, 5, 8, 8], Distribution::Default, &device);
         for (k, stride) in [(3, 1), (3, 2), (1, 1)] {
