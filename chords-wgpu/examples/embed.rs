@@ -3,7 +3,8 @@
 //! The "app" here is a plain winit + wgpu program: it owns the window, the instance, the
 //! adapter, the device and the frame loop, and draws one textured triangle per frame. It
 //! hands clones of its own `wgpu::Device` and `wgpu::Queue` to chords
-//! ([`DevicePool::from_device`]); CHORDS samples the built-in mixture on a worker thread,
+//! ([`DevicePool::from_device`]); CHORDS samples the built-in mixture on a background
+//! thread ([`chords::Background`]: polled each frame, never waited on),
 //! every streamed output stays on the device, and each frame the app draws the newest one
 //! into its texture with the preview kernel ([`WgpuBackend::preview_to_texture`]) — no copy
 //! through the host.
@@ -14,13 +15,12 @@
 //! ```
 //! (Under Xvfb: `xvfb-run -a cargo run …`.)
 
-use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use chords::{
-    Backend, Chords, Euler, Event, FlowSchedule, GaussianMixture, InitSequence, Prediction,
-    RunOptions, StopRule, mixture, noise,
+    Backend, Background, BackgroundBuilder, Chords, Euler, Event, FlowSchedule, GaussianMixture,
+    InitSequence, Prediction, RunOptions, StopRule, Worker, mixture, noise,
 };
 use chords_wgpu::{DevicePool, GpuLatent, GpuMixture, PreviewTexture, WgpuBackend, wgpu};
 use winit::application::ApplicationHandler;
@@ -52,9 +52,15 @@ struct Gfx {
     backend: Arc<WgpuBackend>,
     shape: Vec<usize>,
     frame: PreviewTexture,
-    outputs: Receiver<Streamed>,
+    run: Background<Update, ()>,
     shown: usize,
-    finished: Arc<Mutex<Option<String>>>,
+    finished: Option<String>,
+}
+
+/// What the sampling thread tells the frame loop.
+enum Update {
+    Output(Streamed),
+    Finished(String),
 }
 
 #[derive(Default)]
@@ -147,43 +153,44 @@ impl Gfx {
             ],
         });
 
-        // 4. Sampling on a worker thread; outputs come back as device handles.
-        let (tx, outputs) = mpsc::channel();
-        let finished = Arc::new(Mutex::new(None));
-        let done = finished.clone();
-        let worker = backend.clone();
+        // 4. Sampling on a background thread (chords::Background); outputs come back as
+        //    device handles, and each one asks the window for a redraw.
+        let backend_for_run = backend.clone();
         let wake = window.clone();
-        std::thread::spawn(move || {
-            let result = (|| -> Result<String, Box<dyn std::error::Error>> {
-                let cpu = GaussianMixture::new(means, shape, 0.05, Prediction::Velocity)?;
-                let model = GpuMixture::new(worker.as_ref(), &cpu)?;
-                let solver = Arc::new(Euler::new(FlowSchedule::new(STEPS, 1.0)?));
-                let x0 =
-                    worker.upload(0, &noise::gaussian(7, cpu.latent_shape().iter().product()))?;
-                let mut sampler = Chords::new(solver, InitSequence::parse(SEQUENCE, STEPS)?, x0)?;
-                let options = RunOptions::default().with_stop(StopRule::All);
-                let summary =
-                    chords::run(&mut sampler, worker.as_ref(), &model, &options, &mut |e| {
-                        if let Event::Preview(o) | Event::Hit(o) = e {
-                            let _ = tx.send(Streamed {
-                                position: o.position,
-                                round: o.round,
-                                speedup: o.speedup,
-                                latent: o.latent.clone(),
-                            });
-                            wake.request_redraw();
-                        }
-                    })?;
-                Ok(format!(
-                    "{} rounds, {} model calls",
-                    summary.rounds, summary.model_calls
-                ))
-            })();
-            if let Ok(mut d) = done.lock() {
-                *d = Some(result.unwrap_or_else(|e| format!("error: {e}")));
-            }
-            wake.request_redraw();
-        });
+        let run = BackgroundBuilder::new()
+            .name("chords-sampling")
+            .wake(Arc::new(move || wake.request_redraw()))
+            .spawn(move |worker: &Worker<Update>| {
+                let backend = backend_for_run.as_ref();
+                let summary = (|| -> Result<String, Box<dyn std::error::Error>> {
+                    let cpu = GaussianMixture::new(means, shape, 0.05, Prediction::Velocity)?;
+                    let model = GpuMixture::new(backend, &cpu)?;
+                    let solver = Arc::new(Euler::new(FlowSchedule::new(STEPS, 1.0)?));
+                    let numel = cpu.latent_shape().iter().product();
+                    let x0 = backend.upload(0, &noise::gaussian(7, numel))?;
+                    let init = InitSequence::parse(SEQUENCE, STEPS)?;
+                    let mut sampler = Chords::new(solver, init, x0)?;
+                    let options = RunOptions::default().with_stop(StopRule::All);
+                    let summary =
+                        worker.run(&mut sampler, backend, &model, &options, &mut |e| {
+                            if let Event::Preview(o) | Event::Hit(o) = e {
+                                worker.send(Update::Output(Streamed {
+                                    position: o.position,
+                                    round: o.round,
+                                    speedup: o.speedup,
+                                    latent: o.latent.clone(),
+                                }));
+                            }
+                        })?;
+                    Ok(format!(
+                        "{} rounds, {} model calls",
+                        summary.rounds, summary.model_calls
+                    ))
+                })();
+                worker.send(Update::Finished(
+                    summary.unwrap_or_else(|e| format!("error: {e}")),
+                ));
+            })?;
 
         Ok(Self {
             window,
@@ -196,16 +203,23 @@ impl Gfx {
             backend,
             shape: latent_shape,
             frame,
-            outputs,
+            run,
             shown: 0,
-            finished,
+            finished: None,
         })
     }
 
     /// One frame of the app: take the newest output, draw it into the texture on the
     /// device, draw the texture to the window.
     fn redraw(&mut self) -> Result<(), Box<dyn std::error::Error>> {
-        if let Some(newest) = self.outputs.try_iter().last() {
+        let mut newest = None;
+        for update in self.run.poll() {
+            match update {
+                Update::Output(output) => newest = Some(output),
+                Update::Finished(summary) => self.finished = Some(summary),
+            }
+        }
+        if let Some(newest) = newest {
             self.backend
                 .preview_to_texture(&newest.latent, &self.shape, &self.frame)?;
             self.shown = newest.position;
@@ -287,16 +301,15 @@ impl ApplicationHandler for App {
             WindowEvent::CloseRequested => event_loop.exit(),
             WindowEvent::Resized(size) => gfx.resize(size.width, size.height),
             WindowEvent::RedrawRequested => {
-                // Read before drawing: once the run has finished, every output was sent
-                // before this point, so this frame shows the last one.
-                let finished = gfx.finished.lock().ok().and_then(|f| f.clone());
+                // Updates arrive in order: when the summary is in, this frame drew the last
+                // output.
                 if let Err(e) = gfx.redraw() {
                     self.error = Some(e.to_string());
                     event_loop.exit();
                     return;
                 }
                 self.frames += 1;
-                if let Some(summary) = finished
+                if let Some(summary) = gfx.finished.clone()
                     && self.exit_after_last
                 {
                     println!(

@@ -1,15 +1,16 @@
-//! One sampling run on its own thread, feeding the window through a channel: the UI thread
-//! never waits on sampling. Pausing blocks the run between rounds; cancelling stops it
-//! before its next round.
+//! One sampling run on its own thread ([`chords::Background`]), feeding the window its
+//! updates: the UI thread never waits on sampling. Pausing holds the run between rounds;
+//! cancelling stops it within the round in progress.
 
-use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Condvar, Mutex};
-use std::thread::JoinHandle;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use chords::preview::Rgba8;
-use chords::{CancelToken, Event, Model, RunOptions, Sequential, StopReason, StopRule};
+use chords::{
+    Background, BackgroundBuilder, Event, Model, RunOptions, Sequential, StopReason, StopRule,
+    Worker,
+};
 use chords_wgpu::PreviewTexture;
 
 use crate::cli::RenderArgs;
@@ -78,130 +79,83 @@ pub enum Update {
     Failed(String),
 }
 
-/// The pause switch, shared with the run's thread.
-#[derive(Default)]
-struct Pause {
-    paused: Mutex<bool>,
-    changed: Condvar,
-}
-
-/// A run in progress (or finished) on its own thread.
+/// A run in progress (or finished) on its own thread: a [`Background`] handle whose
+/// updates are the window's.
 pub struct Session {
-    updates: Receiver<Update>,
-    cancel: CancelToken,
-    pause: Arc<Pause>,
-    thread: Option<JoinHandle<()>>,
+    run: Background<Update, ()>,
 }
 
 impl Session {
     /// Starts `args` on a new thread. `own` is the window's wgpu device (used by
     /// `--backend wgpu` without `--adapters`, with pictures drawn straight into textures);
-    /// `wake` asks the window to repaint.
+    /// `wake` asks the window to repaint (after every update, and when the run ends).
     pub fn start(
         args: RenderArgs,
         own: Option<OwnDevice>,
         wake: Arc<dyn Fn() + Send + Sync>,
     ) -> Result<Self> {
-        let (tx, updates) = mpsc::channel();
-        let cancel = CancelToken::new();
-        let pause = Arc::new(Pause::default());
-        let work = Work {
-            tx: tx.clone(),
-            cancel: cancel.clone(),
-            pause: pause.clone(),
-            wake: wake.clone(),
-            window_device: own.as_ref().map(|o| o.device.clone()),
-        };
-        let thread = std::thread::Builder::new()
-            .name("chords-session".into())
-            .spawn(move || {
+        let run = BackgroundBuilder::new()
+            .name("chords-session")
+            .wake(wake)
+            .spawn(move |worker: &Worker<Update>| {
+                let work = Work {
+                    worker,
+                    window_device: own.as_ref().map(|o| o.device.clone()),
+                };
                 if let Err(e) = work.run(&args, own) {
-                    let _ = tx.send(Update::Failed(format!("{e:#}").replace('\n', " ")));
+                    worker.send(Update::Failed(format!("{e:#}").replace('\n', " ")));
                 }
-                wake();
             })
             .context("cannot start the sampling thread")?;
-        Ok(Self {
-            updates,
-            cancel,
-            pause,
-            thread: Some(thread),
-        })
+        Ok(Self { run })
     }
 
     /// Updates that arrived since the last call.
     pub fn poll(&self) -> Vec<Update> {
-        self.updates.try_iter().collect()
+        self.run.poll()
     }
 
     /// Whether the run's thread is still going.
     pub fn is_running(&self) -> bool {
-        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+        !self.run.is_finished()
     }
 
     /// Pauses or resumes the run between rounds.
     pub fn set_paused(&self, paused: bool) {
-        if let Ok(mut p) = self.pause.paused.lock() {
-            *p = paused;
+        match paused {
+            true => self.run.pause(),
+            false => self.run.resume(),
         }
-        self.pause.changed.notify_all();
     }
 
     /// Whether the run is paused.
     pub fn is_paused(&self) -> bool {
-        self.pause.paused.lock().map(|p| *p).unwrap_or(false)
+        self.run.is_paused()
     }
 
-    /// Stops the run before its next round (a paused run too).
+    /// Stops the run within the round in progress (a paused run at once).
     pub fn cancel(&self) {
-        self.cancel.cancel();
-        self.pause.changed.notify_all();
-    }
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        self.cancel();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        self.run.cancel();
     }
 }
 
 /// The run's side of a session.
-struct Work {
-    tx: Sender<Update>,
-    cancel: CancelToken,
-    pause: Arc<Pause>,
-    wake: Arc<dyn Fn() + Send + Sync>,
+struct Work<'w> {
+    worker: &'w Worker<Update>,
     window_device: Option<chords_wgpu::wgpu::Device>,
 }
 
-impl Work {
+impl Work<'_> {
     fn run(self, args: &RenderArgs, own: Option<OwnDevice>) -> Result<()> {
         self.send(Update::Status("preparing…".into()));
-        let mut job = render::prepare(args, own)?;
-        job.options.cancel = self.cancel.clone();
+        let job = render::prepare(args, own)?;
         render::dispatch(&job, self)?;
         Ok(())
     }
 
     fn send(&self, update: Update) {
-        // The window may have gone; the run then stops at its next round via `cancel`.
-        let _ = self.tx.send(update);
-    }
-
-    /// Blocks while paused (returns at once when cancelled).
-    fn wait_while_paused(&self) {
-        let Ok(mut paused) = self.pause.paused.lock() else {
-            return;
-        };
-        while *paused && !self.cancel.is_cancelled() {
-            match self.pause.changed.wait(paused) {
-                Ok(p) => paused = p,
-                Err(_) => return,
-            }
-        }
+        // The window may have gone; the run then stops via the handle's cancel.
+        self.worker.send(update);
     }
 
     /// The sequential solve's final output, for the RMSE of each streamed output.
@@ -217,20 +171,20 @@ impl Work {
         let options = RunOptions::default()
             .with_threads(1)
             .with_stop(StopRule::All)
-            .with_cancel(self.cancel.clone())
             .with_mirror(false);
         let mut last = None;
-        chords::run(&mut sequential, backend, model, &options, &mut |e| {
-            if let Event::Hit(o) = e {
-                last = Some(o.latent.clone());
-            }
-        })?;
+        self.worker
+            .run(&mut sequential, backend, model, &options, &mut |e| {
+                if let Event::Hit(o) = e {
+                    last = Some(o.latent.clone());
+                }
+            })?;
         let last = last.context("the reference run was cancelled")?;
         Ok(backend.download(&last)?)
     }
 }
 
-impl OnBackend for Work {
+impl OnBackend for Work<'_> {
     type Output = ();
 
     fn run<B: Pictures, M: Model<B>>(self, backend: &B, model: &M, job: &Job) -> Result<()> {
@@ -267,7 +221,7 @@ impl OnBackend for Work {
         });
         let mut failure: Option<anyhow::Error> = None;
         let started = Instant::now();
-        let summary = chords::run(
+        let summary = self.worker.run(
             sampler.as_mut(),
             backend,
             model,
@@ -279,11 +233,7 @@ impl OnBackend for Work {
                 if let Err(e) = self.forward(backend, event, shape, textures.as_deref(), &reference)
                 {
                     failure = Some(e);
-                    self.cancel.cancel();
-                }
-                if let Event::RoundFinished { .. } = event {
-                    (self.wake)();
-                    self.wait_while_paused();
+                    self.worker.cancel_token().cancel();
                 }
             },
         )?;
@@ -300,7 +250,7 @@ impl OnBackend for Work {
     }
 }
 
-impl Work {
+impl Work<'_> {
     /// Turns one engine event into updates for the window.
     fn forward<B: Pictures>(
         &self,
@@ -360,7 +310,6 @@ impl Work {
                     rmse,
                     image: backend.picture(&o.latent, shape)?,
                 });
-                (self.wake)();
             }
             Event::CoreRetired {
                 round,
