@@ -18,6 +18,8 @@
 //! ```
 
 mod classes;
+#[cfg(feature = "train")]
+mod dataset;
 mod net;
 #[cfg(feature = "train")]
 pub mod train;

@@ -24,8 +24,8 @@ use serde_json::json;
 
 use crate::cli::SamplerKind;
 use crate::files::write_atomic;
+use crate::job::{Method, PARADIGMS_TOLERANCE, SRDS_TOLERANCE};
 use crate::raster;
-use crate::render::{Method, PARADIGMS_TOLERANCE, SRDS_TOLERANCE};
 
 /// `chords bench`.
 #[derive(Debug, Args)]

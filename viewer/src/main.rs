@@ -8,6 +8,7 @@ mod cli;
 mod data;
 mod files;
 mod frames;
+mod job;
 mod limits;
 mod plan;
 mod plot;

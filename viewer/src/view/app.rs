@@ -14,7 +14,7 @@ use super::session::{Session, Update};
 use super::settings::{BackendChoice, InitChoice, ModelChoice, SamplerChoice, Settings};
 use super::timeline::{Mark, Timeline, core_colour};
 use crate::frames::{Frame, FrameLog};
-use crate::render::OwnDevice;
+use crate::job::OwnDevice;
 
 /// UI-thread frame times, kept while a run is in progress.
 #[derive(Debug, Default, Clone)]

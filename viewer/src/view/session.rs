@@ -15,7 +15,7 @@ use chords_wgpu::PreviewTexture;
 
 use crate::cli::RenderArgs;
 use crate::frames::Pictures;
-use crate::render::{self, Job, OnBackend, OwnDevice};
+use crate::job::{self, Job, OnBackend, OwnDevice};
 
 /// What the run tells the window, in order.
 #[derive(Debug)]
@@ -148,8 +148,8 @@ struct Work<'w> {
 impl Work<'_> {
     fn run(self, args: &RenderArgs, own: Option<OwnDevice>) -> Result<()> {
         self.send(Update::Status("preparing…".into()));
-        let job = render::prepare(args, own)?;
-        render::dispatch(&job, self)?;
+        let job = job::prepare(args, own)?;
+        job::dispatch(&job, self)?;
         Ok(())
     }
 

@@ -6,7 +6,7 @@ use anyhow::{Result, bail};
 use clap::Parser;
 
 use crate::cli::{Cli, Command, RenderArgs, Strategy};
-use crate::render::Method;
+use crate::job::Method;
 
 /// Most cores the window offers (the grid and the timeline stay readable).
 pub const MAX_CORES: usize = 16;
