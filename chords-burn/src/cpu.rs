@@ -38,7 +38,7 @@ impl<N: Network<D>, const D: usize> BurnModel<N, D> {
             }
         }
         let x = Tensor::<D>::from_data(TensorData::new(x, self.dims(copies * b)), &self.device);
-        let v = self.guided(&self.net, &self.device, x, times);
+        let v = self.guided(x, times);
         let data: Vec<f32> = v
             .into_data()
             .try_into_vec::<f32>()

@@ -182,23 +182,17 @@ impl<N: Network<D>, const D: usize> BurnModel<N, D> {
     }
 
     /// The model output for `b = times.len()` latents, given `x` holding
-    /// [`copies`](Self::copies) stacked copies of them (on `device`, this model's or one
-    /// `net` was moved to): the network's output, guided.
-    pub(crate) fn guided(
-        &self,
-        net: &N,
-        device: &Device,
-        x: Tensor<D>,
-        times: &[Timestep],
-    ) -> Tensor<D> {
+    /// [`copies`](Self::copies) stacked copies of them on this model's device: the
+    /// network's output, guided.
+    pub(crate) fn guided(&self, x: Tensor<D>, times: &[Timestep]) -> Tensor<D> {
         let (b, copies) = (times.len(), self.copies());
         let n = copies * b;
         let time: Vec<f32> = (0..copies)
             .flat_map(|_| times.iter().map(|t| self.time.of(t)))
             .collect();
-        let time = Tensor::<1>::from_data(TensorData::new(time, [n]), device);
+        let time = Tensor::<1>::from_data(TensorData::new(time, [n]), &self.device);
         let Some(guidance) = self.guidance else {
-            return net.forward(x, time, None);
+            return self.net.forward(x, time, None);
         };
         let labels: Vec<i64> = (0..copies)
             .flat_map(|copy| {
@@ -210,8 +204,8 @@ impl<N: Network<D>, const D: usize> BurnModel<N, D> {
                 std::iter::repeat_n(label, b)
             })
             .collect();
-        let labels = Tensor::<1, Int>::from_data(TensorData::new(labels, [n]), device);
-        let v = net.forward(x, time, Some(labels));
+        let labels = Tensor::<1, Int>::from_data(TensorData::new(labels, [n]), &self.device);
+        let v = self.net.forward(x, time, Some(labels));
         if copies == 1 {
             return v;
         }

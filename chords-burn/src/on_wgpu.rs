@@ -33,10 +33,8 @@ use crate::{BurnError, BurnModel, Network};
 /// ```
 #[derive(Debug)]
 pub struct WgpuBurnModel<N, const D: usize> {
-    /// The options, and the network on the first device.
-    model: BurnModel<N, D>,
-    /// The network on each device of the pool (index = the pool's device index).
-    nets: Vec<(Device, N)>,
+    /// The model (options and network) on each device of the pool, in the pool's order.
+    models: Vec<BurnModel<N, D>>,
     backend: WgpuBackend,
 }
 
@@ -45,21 +43,16 @@ impl<N: Network<D>, const D: usize> WgpuBurnModel<N, D> {
     /// each of the pool's devices once; later models on the same pool reuse that runtime.
     pub fn new(model: &BurnModel<N, D>, backend: &WgpuBackend) -> Result<Self, BurnError> {
         let pool = backend.pool();
-        let nets = pool
+        let models = pool
             .gpus()
             .iter()
-            .map(|gpu| {
-                let device = adopt(gpu)?;
-                Ok((device.clone(), model.net.clone().to_device(&device)))
-            })
+            .map(|gpu| Ok(model.clone().to_device(&adopt(gpu)?)))
             .collect::<Result<Vec<_>, BurnError>>()?;
-        let first = nets
-            .first()
-            .map(|(d, _)| d.clone())
-            .ok_or_else(|| BurnError::Device("the pool has no device".into()))?;
+        if models.is_empty() {
+            return Err(BurnError::Device("the pool has no device".into()));
+        }
         Ok(Self {
-            model: model.clone().to_device(&first),
-            nets,
+            models,
             backend: WgpuBackend::new(pool.clone()),
         })
     }
@@ -76,7 +69,7 @@ impl<N: Network<D>, const D: usize> WgpuBurnModel<N, D> {
 
     /// The options and the network (on the pool's first device).
     pub fn model(&self) -> &BurnModel<N, D> {
-        &self.model
+        &self.models[0]
     }
 
     /// The model outputs for `latents`, all on device `gpu`, at `times`: one forward pass.
@@ -86,23 +79,23 @@ impl<N: Network<D>, const D: usize> WgpuBurnModel<N, D> {
         latents: &[&GpuLatent],
         times: &[Timestep],
     ) -> Result<Vec<GpuLatent>, BurnError> {
-        let (b, numel) = (latents.len(), self.model.numel());
+        let model = &self.models[gpu];
+        let (b, numel) = (latents.len(), model.numel());
         if b == 0 {
             return Ok(Vec::new());
         }
-        let (device, net) = &self.nets[gpu];
         let wgpu_gpu = &self.backend.pool().gpus()[gpu];
         if let Some(bad) = latents.iter().find(|l| l.len() != numel) {
             return Err(BurnError::Input(format!(
                 "the network takes latents of {numel} elements {:?}, got {}",
-                self.model.shape,
+                model.shape,
                 bad.len()
             )));
         }
-        let copies = self.model.copies();
+        let copies = model.copies();
         let bytes = (numel * 4) as u64;
         // The stacked input: our buffers copied into a fresh burn tensor on the shared queue.
-        let x = cube(Tensor::<D>::empty(self.model.dims(copies * b), device))?;
+        let x = cube(Tensor::<D>::empty(model.dims(copies * b), &model.device))?;
         with_buffer(&x, |target, offset| {
             let mut encoder = wgpu_gpu
                 .device()
@@ -115,9 +108,7 @@ impl<N: Network<D>, const D: usize> WgpuBurnModel<N, D> {
             }
             wgpu_gpu.queue().submit([encoder.finish()]);
         })?;
-        let v = self
-            .model
-            .guided(net, device, Tensor::<D>::from_primitive::<Cube>(x), times);
+        let v = model.guided(Tensor::<D>::from_primitive::<Cube>(x), times);
         // The output: burn's buffer copied into one of ours per latent, on the same queue.
         // Reshaping to rows of `numel` makes burn lay it out row-major (convolutions may
         // leave channels last).
@@ -221,7 +212,7 @@ impl<N: Network<D>, const D: usize> Model<WgpuBackend> for WgpuBurnModel<N, D> {
     ) -> Vec<Result<GpuLatent, ModelError>> {
         let mut results: Vec<Option<Result<GpuLatent, ModelError>>> =
             requests.iter().map(|_| None).collect();
-        for gpu in 0..self.nets.len() {
+        for gpu in 0..self.models.len() {
             let slots: Vec<usize> = (0..requests.len())
                 .filter(|&i| requests[i].latent.gpu_index() == gpu)
                 .collect();
@@ -247,6 +238,6 @@ impl<N: Network<D>, const D: usize> Model<WgpuBackend> for WgpuBurnModel<N, D> {
     }
 
     fn batches(&self) -> bool {
-        self.model.batched
+        self.models[0].batched
     }
 }
