@@ -58,6 +58,11 @@ pub struct ScheduleArgs {
     /// instead of a cheap test ODE.
     #[arg(long)]
     pub calibrate: bool,
+    /// With --strategy optimal: what the planner minimises: `first-hit` (default), the
+    /// fastest hit's RMSE against the sequential solve (the paper's reward), or `stream`,
+    /// the mean RMSE of the newest hit over every round from the first hit to the last.
+    #[arg(long, value_name = "OBJ")]
+    pub objective: Option<chords::planner::Objective>,
 }
 
 /// Sequence strategies.
@@ -254,6 +259,7 @@ impl RenderArgs {
                 (self.schedule.init.is_some(), "--init"),
                 (self.schedule.speedup.is_some(), "--speedup"),
                 (self.schedule.calibrate, "--calibrate"),
+                (self.schedule.objective.is_some(), "--objective"),
             ] {
                 if given {
                     return fail(name, "--sampler chords");

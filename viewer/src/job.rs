@@ -211,13 +211,16 @@ pub(crate) fn prepare(args: &RenderArgs, own: Option<OwnDevice>) -> Result<Job> 
     let method = if args.schedule.calibrate {
         // Candidates are scored on this very model and starting point, on the CPU.
         let solver = solver.clone();
+        let objective = args.schedule.objective.unwrap_or_default();
         match &model {
             ModelChoice::Mixture(m) => {
-                let mut scorer = ModelScorer::new(m, solver, vec![x0.clone()])?;
+                let mut scorer =
+                    ModelScorer::new(m, solver, vec![x0.clone()])?.with_objective(objective);
                 Method::from_args(args, Some(&mut scorer))?
             }
             ModelChoice::Emoji(m) => {
-                let mut scorer = ModelScorer::new(m.as_ref(), solver, vec![x0.clone()])?;
+                let mut scorer = ModelScorer::new(m.as_ref(), solver, vec![x0.clone()])?
+                    .with_objective(objective);
                 Method::from_args(args, Some(&mut scorer))?
             }
         }

@@ -12,10 +12,12 @@ use serde_json::json;
 use crate::cli::{PlanArgs, ScheduleArgs, Strategy};
 
 /// The sequence the schedule arguments describe, validated. `--strategy optimal` scores
-/// candidates with `calibration` when `--calibrate` is given, else on the test ODE.
+/// candidates with `calibration` when `--calibrate` is given, else on the test ODE; a
+/// calibration scorer should already score [`ScheduleArgs::objective`].
 pub fn sequence(args: &ScheduleArgs, calibration: Option<&mut dyn Scorer>) -> Result<InitSequence> {
-    if (args.speedup.is_some() || args.calibrate) && !matches!(args.strategy, Strategy::Optimal) {
-        bail!("--speedup and --calibrate belong to --strategy optimal");
+    let planner_only = args.speedup.is_some() || args.calibrate || args.objective.is_some();
+    if planner_only && !matches!(args.strategy, Strategy::Optimal) {
+        bail!("--speedup, --calibrate and --objective belong to --strategy optimal");
     }
     if args.cores == 0 {
         anyhow::bail!("--cores must be at least 1");
@@ -50,24 +52,38 @@ fn optimal(args: &ScheduleArgs, calibration: Option<&mut dyn Scorer>) -> Result<
             .map_or(1.0, |h| h.speedup),
     };
     planner::fastest_start(steps, cores, speedup)?;
-    let bar = ProgressBar::new(cores.saturating_sub(2) as u64);
+    let bar = ProgressBar::new(planner::max_scores(cores) as u64);
     bar.set_style(
-        ProgressStyle::with_template("  planning [{bar:30}] core {pos}/{len} placed ({elapsed})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "  planning [{bar:30}] {pos}/{len} sequences scored at most ({elapsed})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
     );
-    let mut progress = |done: usize, _of: usize| bar.set_position(done as u64);
+    let started = std::time::Instant::now();
+    let scored = std::cell::Cell::new(0);
+    let mut progress = |done: usize, _of: usize| {
+        scored.set(done);
+        bar.set_position(done as u64);
+    };
     let seq = match calibration {
         Some(scorer) if args.calibrate => {
             planner::plan(steps, cores, speedup, scorer, &mut progress)?
         }
         _ => {
             let surrogate = planner::Surrogate::new(steps)?;
-            let mut scorer = surrogate.scorer()?;
+            let mut scorer = surrogate
+                .scorer()?
+                .with_objective(args.objective.unwrap_or_default());
             planner::plan(steps, cores, speedup, &mut scorer, &mut progress)?
         }
     };
     bar.finish_and_clear();
+    eprintln!(
+        "planned {seq} in {:.1} s ({} sequences scored)",
+        started.elapsed().as_secs_f64(),
+        scored.get()
+    );
     Ok(seq)
 }
 
@@ -86,7 +102,8 @@ pub fn run(args: &PlanArgs) -> Result<()> {
                 x
             })
             .collect();
-        let mut scorer = ModelScorer::new(&model, solver.clone(), starts)?;
+        let mut scorer = ModelScorer::new(&model, solver.clone(), starts)?
+            .with_objective(args.schedule.objective.unwrap_or_default());
         sequence(&args.schedule, Some(&mut scorer))?
     } else {
         sequence(&args.schedule, None)?
