@@ -1019,9 +1019,102 @@ fn bench_writes_rows_table_and_plots() {
     let paper = &rows[3];
     assert_eq!(paper["sequence"], "0-3-6-13");
     assert_eq!(paper["speedup"], 2.0);
-    for file in ["bench.md", "bench.json", "convergence.png", "speedup.png"] {
+    for file in [
+        "bench.md",
+        "bench.json",
+        "convergence.png",
+        "speedup.png",
+        "tradeoff-k4.png",
+    ] {
         assert!(dir.join(file).exists(), "{file} missing");
     }
+    // The equal-quality rows: one per sampler, K and target (30 and 40 dB by default);
+    // each reached speed-up is at least that of any table row of the sampler whose output
+    // (one sample: its worst) reaches the target, and never above K.
+    let equal = json["equal_quality"].as_array().expect("equal_quality");
+    let keys = |r: &serde_json::Value| {
+        (
+            r["sampler"].as_str().unwrap_or("").to_string(),
+            r["cores"].as_u64().unwrap_or(0),
+            r["psnr_db_target"].as_f64().unwrap_or(0.0),
+        )
+    };
+    let got: Vec<_> = equal.iter().map(keys).collect();
+    let mut want = vec![
+        ("sequential".to_string(), 1, 30.0),
+        ("sequential".into(), 1, 40.0),
+    ];
+    for s in ["paradigms", "srds", "chords"] {
+        want.extend([(s.to_string(), 4, 30.0), (s.to_string(), 4, 40.0)]);
+    }
+    assert_eq!(got, want);
+    for e in equal {
+        let (sampler, cores, target) = keys(e);
+        let speedup = e["speedup"].as_f64();
+        if let Some(s) = speedup {
+            assert!(s >= 1.0 && s <= cores as f64 + 1e-9, "{e}");
+            assert!(e["psnr_db"].as_f64().is_none_or(|d| d >= target), "{e}");
+        }
+        for r in rows.iter().filter(|r| r["sampler"] == sampler.as_str()) {
+            // ∞ PSNR (an exact output) is written as null.
+            let db = r["psnr_db"].as_f64().unwrap_or(f64::INFINITY);
+            if db >= target {
+                let s = speedup.unwrap_or_else(|| panic!("{e} unreached but {r} reaches it"));
+                assert!(
+                    s >= r["speedup"].as_f64().expect("speedup") - 1e-9,
+                    "{e} vs {r}"
+                );
+            }
+        }
+    }
+}
+
+/// `chords bench --wall cpu-threads`: every table row timed, wall speed-up against the
+/// sequential solve and efficiency its ratio to the speed-up.
+#[test]
+fn bench_wall_times_every_row() {
+    let dir = scratch("bench-wall");
+    let run = chords(&[
+        "bench",
+        "--models",
+        "mixture",
+        "--cores",
+        "2",
+        "--steps",
+        "10",
+        "--samples",
+        "1",
+        "--wall",
+        "cpu-threads",
+        "--json",
+        "--out",
+        dir.to_str().expect("utf-8"),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&run.stdout).expect("json");
+    let rows = json["rows"].as_array().expect("rows");
+    let wall = json["wall"].as_array().expect("wall");
+    assert_eq!(wall.len(), rows.len());
+    for (w, r) in wall.iter().zip(rows) {
+        assert_eq!(
+            (&w["sampler"], &w["init"], &w["cores"]),
+            (&r["sampler"], &r["init"], &r["cores"])
+        );
+        assert_eq!(w["configuration"], "cpu-threads");
+        assert_eq!(w["speedup"], r["speedup"]);
+        let f = |k: &str| w[k].as_f64().unwrap_or_else(|| panic!("{k} in {w}"));
+        assert!(f("wall_ms") > 0.0);
+        assert!((f("efficiency") - f("wall_speedup") / f("speedup")).abs() < 1e-9);
+    }
+    // The only sequential solve is the reference.
+    assert_eq!(wall[0]["sampler"], "sequential");
+    assert_eq!(wall[0]["wall_speedup"], 1.0);
+    let md = fs::read_to_string(dir.join("bench.md")).expect("bench.md");
+    assert!(md.contains("wall speed-up"), "{md}");
 }
 
 /// A PNG's `(width, height, RGBA bytes)`.

@@ -358,6 +358,34 @@ fn options_that_do_not_apply_are_refused() {
             vec!["--calibrate", "--sampler chords"],
         ),
         (
+            mixture(&["--sampler", "srds", "--objective", "stream"]),
+            vec!["--objective", "--sampler chords"],
+        ),
+        (
+            mixture(&["--objective", "stream"]),
+            vec!["--objective", "--strategy optimal"],
+        ),
+        (
+            mixture(&["--strategy", "optimal", "--objective", "fastest"]),
+            vec!["fastest", "first-hit"],
+        ),
+        (
+            vec!["bench", "--psnr", "nan", "--out", out],
+            vec!["--psnr", "positive, finite"],
+        ),
+        (
+            vec!["bench", "--psnr", "-3", "--out", out],
+            vec!["--psnr", "positive, finite"],
+        ),
+        (
+            vec!["bench", "--calibration-seeds", "0", "--out", out],
+            vec!["--calibration-seeds 0", "1 to 100"],
+        ),
+        (
+            vec!["bench", "--wall", "gpu-magic", "--out", out],
+            vec!["gpu-magic", "cpu-threads"],
+        ),
+        (
             mixture(&["--adapters", "lavapipe"]),
             vec!["--adapters", "--backend wgpu"],
         ),

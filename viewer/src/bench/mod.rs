@@ -1,12 +1,15 @@
 //! `chords bench`: every sampler at several core counts on the built-in models, shaped like
-//! the paper's Tables 1–3, with the convergence and speed-up plots.
+//! the paper's Tables 1–3, with the convergence and speed-up plots, and the equal-quality
+//! tables (`quality`) with their trade-off plots.
 //!
 //! For each model and K: sequential (once), ParaDIGMS (τ 0.1), SRDS (τ 1e-3) and CHORDS with
-//! the paper's, the uniform and the planner's sequences. CHORDS is scored at its first hit
-//! (the paper's headline output); the baselines when they have converged. Speed-up is
+//! the paper's, the uniform and the planner's sequences (planned on the model itself from
+//! calibration seeds that are not measured). CHORDS is scored at its first hit (the
+//! paper's headline output); the baselines when they have converged. Speed-up is
 //! T / rounds; time per sample is the wall time to that output on this machine; RMSE is
 //! against the sequential solve from the same noise, and PSNR compares the two as 8-bit
-//! pictures.
+//! pictures. The equal-quality tables also sweep the baselines' tolerances and CHORDS's
+//! stop rules, and report per sampler and K the largest speed-up reaching each `--psnr`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -26,6 +29,18 @@ use crate::cli::SamplerKind;
 use crate::files::write_atomic;
 use crate::job::{Method, PARADIGMS_TOLERANCE, SRDS_TOLERANCE};
 use crate::raster;
+
+mod quality;
+mod wall;
+
+pub use wall::WallConfig;
+
+/// The ParaDIGMS tolerances the equal-quality tables sweep (the table's τ among them).
+const PARADIGMS_SWEEP: [f64; 6] = [0.3, 0.1, 0.03, 0.01, 3e-3, 1e-3];
+/// The SRDS tolerances swept.
+const SRDS_SWEEP: [f64; 5] = [1e-2, 3e-3, 1e-3, 3e-4, 1e-4];
+/// The `residual:τ` stop rules tried on CHORDS's streamed hits (besides `core-index:N`).
+const RESIDUAL_SWEEP: [f64; 7] = [1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5];
 
 /// `chords bench`.
 #[derive(Debug, Args)]
@@ -53,6 +68,20 @@ pub struct BenchArgs {
     /// solver or config measures the mixture only, the emoji model being a flow model).
     #[command(flatten)]
     pub solver: crate::solver::SolverArgs,
+    /// PSNR targets (dB) of the equal-quality tables: per sampler and K, the largest
+    /// speed-up among its configurations whose output reaches the target on every sample.
+    #[arg(long, value_delimiter = ',', default_values_t = [30.0, 40.0])]
+    pub psnr: Vec<f64>,
+    /// Also time every row's wall clock to its output in these configurations (`--wall`
+    /// alone: all of them), against the fastest sequential solve of the same run.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        num_args = 0..,
+        default_missing_values = ["cpu-threads", "cpu-lanes", "wgpu-lanes", "wgpu-per-core"]
+    )]
+    pub wall: Option<Vec<WallConfig>>,
     /// Print the rows as JSON instead of the markdown table.
     #[arg(long)]
     pub json: bool,
@@ -94,6 +123,9 @@ struct Entry {
     init: Option<&'static str>,
     method: Method,
     planning_s: Option<f64>,
+    /// Whether it is a row of the main table (the other baseline tolerances only feed the
+    /// equal-quality tables).
+    in_table: bool,
 }
 
 impl Entry {
@@ -102,14 +134,27 @@ impl Entry {
             init: Some(init),
             method: Method::Chords(sequence),
             planning_s: None,
+            in_table: true,
         }
     }
 
-    fn baseline(method: Method) -> Self {
+    /// A baseline at `tolerance`; in the main table at the sampler's default tolerance.
+    fn baseline(sampler: SamplerKind, cores: usize, tolerance: f64) -> Self {
+        let (method, in_table) = match sampler {
+            SamplerKind::Paradigms => (
+                Method::Paradigms { cores, tolerance },
+                tolerance == PARADIGMS_TOLERANCE,
+            ),
+            _ => (
+                Method::Srds { cores, tolerance },
+                tolerance == SRDS_TOLERANCE,
+            ),
+        };
         Self {
             init: None,
             method,
             planning_s: None,
+            in_table,
         }
     }
 }
@@ -203,6 +248,9 @@ pub fn run_bench(args: &BenchArgs) -> Result<()> {
     if args.samples == 0 || args.steps == 0 || args.cores.contains(&0) {
         bail!("--samples, --steps and every --cores must be at least 1");
     }
+    if args.psnr.is_empty() || args.psnr.iter().any(|d| !(d.is_finite() && *d > 0.0)) {
+        bail!("--psnr needs one or more positive, finite targets in dB, e.g. 30,40");
+    }
     if !(1..=100).contains(&args.calibration_seeds) {
         bail!(
             "--calibration-seeds {} is outside 1 to 100",
@@ -220,23 +268,14 @@ pub fn run_bench(args: &BenchArgs) -> Result<()> {
         );
     }
     let _claim = crate::files::Claim::new(&args.out)?;
-    let mut rows = Vec::new();
-    let mut curves = Vec::new();
+    let mut results = Results::default();
     for &model in &args.models {
         match model {
             BenchModel::Mixture => {
                 let (means, shape) = chords::mixture::demo_means();
                 let mixture = GaussianMixture::new(means, shape, 0.05, solver.prediction())?;
                 let latent = mixture.latent_shape().to_vec();
-                bench_model(
-                    "mixture",
-                    &mixture,
-                    &latent,
-                    &solver,
-                    args,
-                    &mut rows,
-                    &mut curves,
-                )?;
+                bench_model("mixture", &mixture, &latent, &solver, args, &mut results)?;
             }
             BenchModel::Emoji => {
                 let device = chords_emoji::cpu_device();
@@ -246,30 +285,36 @@ pub fn run_bench(args: &BenchArgs) -> Result<()> {
                 }
                 .with_batching(true);
                 let latent = chords_emoji::SHAPE.to_vec();
-                bench_model(
-                    "emoji",
-                    &emoji,
-                    &latent,
-                    &solver,
-                    args,
-                    &mut rows,
-                    &mut curves,
-                )?;
+                bench_model("emoji", &emoji, &latent, &solver, args, &mut results)?;
             }
         }
     }
-    let table = markdown(&rows, args);
-    let json_text = serde_json::to_string_pretty(&json!({ "rows": rows }))?;
+    let Results {
+        rows,
+        curves,
+        points,
+        wall: mut wall_rows,
+    } = results;
+    wall::relate(&mut wall_rows);
+    let equal = quality::best_at(&points, &args.psnr, args.steps);
+    let mut table = markdown(&rows, args) + &quality::markdown(&equal, args.samples);
+    let mut json = json!({ "rows": rows, "equal_quality": equal });
+    if args.wall.is_some() {
+        table += &wall::markdown(&wall_rows, args.samples);
+        json["wall"] = serde_json::to_value(&wall_rows)?;
+    }
+    let json_text = serde_json::to_string_pretty(&json)?;
     write_atomic(&args.out.join("bench.md"), table.as_bytes())?;
     write_atomic(&args.out.join("bench.json"), json_text.as_bytes())?;
     write_plots(&rows, &curves, args)?;
+    write_tradeoff_plots(&points, args)?;
     if args.json {
         println!("{json_text}");
     } else {
         print!("{table}");
     }
     eprintln!(
-        "wrote bench.md, bench.json, convergence.png and speedup.png to {}",
+        "wrote bench.md, bench.json, convergence.png, speedup.png and tradeoff-k*.png to {}",
         args.out.display()
     );
     Ok(())
@@ -278,15 +323,59 @@ pub fn run_bench(args: &BenchArgs) -> Result<()> {
 /// `(model, K, sequence name, [(round, L1 to the final output)])` for the convergence plot.
 type Curve = (&'static str, usize, &'static str, Vec<(f64, f64)>);
 
-fn bench_model<M: Model<CpuBackend>>(
+/// Everything measured, over all models.
+#[derive(Default)]
+struct Results {
+    rows: Vec<Row>,
+    curves: Vec<Curve>,
+    points: Vec<quality::Point>,
+    wall: Vec<wall::WallRow>,
+}
+
+/// The `optimal` entry: the planner's sequence for `k` cores at `speedup`, scored by
+/// `scorer`, with a progress bar and the planning time.
+fn planned(
+    name: &str,
+    steps: usize,
+    k: usize,
+    speedup: f64,
+    scorer: &mut dyn planner::Scorer,
+) -> Result<Entry> {
+    let bar = ProgressBar::new(planner::max_scores(k) as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{prefix:>8} planning K={msg} [{bar:30}] {pos}/{len} sequences at most ({elapsed})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(name.to_string());
+    bar.set_message(k.to_string());
+    let started = Instant::now();
+    let optimal = planner::plan(steps, k, speedup, scorer, &mut |d, _| {
+        bar.set_position(d as u64)
+    })?;
+    bar.finish_and_clear();
+    let mut entry = Entry::chords("optimal", optimal);
+    entry.planning_s = Some(started.elapsed().as_secs_f64());
+    Ok(entry)
+}
+
+/// Measures every sampler on `model`; with `--wall` also times the table's rows.
+fn bench_model<M: wall::WallModel>(
     name: &'static str,
     model: &M,
     latent: &[usize],
     solver: &Arc<dyn Solver>,
     args: &BenchArgs,
-    rows: &mut Vec<Row>,
-    curves: &mut Vec<Curve>,
+    results: &mut Results,
 ) -> Result<()> {
+    let Results {
+        rows,
+        curves,
+        points,
+        ..
+    } = results;
     let steps = args.steps;
     let start = |s: u64| {
         let mut x = noise::gaussian(s, latent.iter().product());
@@ -300,42 +389,23 @@ fn bench_model<M: Model<CpuBackend>>(
     let mut scorer = planner::ModelScorer::new(model, solver.clone(), calibration)?;
     let mut plans = Vec::new();
     for &k in &args.cores {
-        let mut entries = vec![
-            Entry::baseline(Method::Paradigms {
-                cores: k,
-                tolerance: PARADIGMS_TOLERANCE,
-            }),
-            Entry::baseline(Method::Srds {
-                cores: k,
-                tolerance: SRDS_TOLERANCE,
-            }),
-        ];
-        if let Ok(init) = InitSequence::from_strategy(InitStrategy::Paper, steps, k) {
-            let speedup = init.plan().hits[0].speedup;
+        let sweep = |sampler, taus: &[f64]| {
+            taus.iter()
+                .map(|&tau| Entry::baseline(sampler, k, tau))
+                .collect::<Vec<_>>()
+        };
+        let mut entries = sweep(SamplerKind::Paradigms, &PARADIGMS_SWEEP);
+        entries.extend(sweep(SamplerKind::Srds, &SRDS_SWEEP));
+        // The planner aims at the paper sequence's speed-up, or the uniform one's where the
+        // paper has no sequence for K.
+        let paper = InitSequence::from_strategy(InitStrategy::Paper, steps, k).ok();
+        let uniform = InitSequence::from_strategy(InitStrategy::Uniform, steps, k)?;
+        let speedup = paper.as_ref().unwrap_or(&uniform).plan().hits[0].speedup;
+        if let Some(init) = paper {
             entries.push(Entry::chords("paper", init));
-            let bar = ProgressBar::new(planner::max_scores(k) as u64);
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "{prefix:>8} planning K={msg} [{bar:30}] {pos}/{len} sequences at most ({elapsed})",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-            );
-            bar.set_prefix(name);
-            bar.set_message(k.to_string());
-            let started = Instant::now();
-            let optimal = planner::plan(steps, k, speedup, &mut scorer, &mut |d, _| {
-                bar.set_position(d as u64)
-            })?;
-            bar.finish_and_clear();
-            let mut entry = Entry::chords("optimal", optimal);
-            entry.planning_s = Some(started.elapsed().as_secs_f64());
-            entries.push(entry);
         }
-        entries.push(Entry::chords(
-            "uniform",
-            InitSequence::from_strategy(InitStrategy::Uniform, steps, k)?,
-        ));
+        entries.push(planned(name, steps, k, speedup, &mut scorer)?);
+        entries.push(Entry::chords("uniform", uniform));
         plans.push((k, entries));
     }
     let runs = (1 + plans.iter().map(|(_, e)| e.len()).sum::<usize>()) * seeds.len();
@@ -368,6 +438,17 @@ fn bench_model<M: Model<CpuBackend>>(
         psnr_db: f64::INFINITY,
         planning_s: None,
     });
+    points.push(quality::Point {
+        model: name,
+        sampler: "sequential",
+        cores: 1,
+        config: format!("{steps} steps"),
+        samples: vec![(steps, f64::INFINITY); seeds.len()],
+    });
+    let mut cases = vec![wall::Case {
+        init: None,
+        method: Method::Sequential,
+    }];
     for (k, entries) in plans {
         for entry in entries {
             let init = entry.init;
@@ -375,6 +456,8 @@ fn bench_model<M: Model<CpuBackend>>(
             let n = seeds.len() as f64;
             let (mut rounds, mut ms, mut rmse, mut db) = (0.0, 0.0, 0.0, 0.0);
             let mut sampler = "";
+            // Per sample: every streamed hit's (round, latent, PSNR), or the one output's.
+            let mut outputs: Vec<Vec<(usize, Vec<f32>, f64)>> = Vec::new();
             for (x0, reference) in seeds.iter().zip(&references) {
                 let m = measure(model, solver, &entry.method, x0)?;
                 sampler = m.sampler;
@@ -382,7 +465,16 @@ fn bench_model<M: Model<CpuBackend>>(
                 rounds += m.rounds as f64 / n;
                 ms += m.wall_ms / n;
                 rmse += chords::rmse(&m.output, reference) / n;
-                db += psnr(latent, &m.output, reference)? / n;
+                let output_db = psnr(latent, &m.output, reference)?;
+                db += output_db / n;
+                outputs.push(if init.is_some() {
+                    m.stream
+                        .iter()
+                        .map(|(r, x)| Ok((*r, x.clone(), psnr(latent, x, reference)?)))
+                        .collect::<Result<_>>()?
+                } else {
+                    vec![(m.rounds, Vec::new(), output_db)]
+                });
                 let first_of_its_kind =
                     init.filter(|i| !curves.iter().any(|c| c.0 == name && c.1 == k && c.2 == *i));
                 if let Some(init) = first_of_its_kind {
@@ -399,6 +491,41 @@ fn bench_model<M: Model<CpuBackend>>(
                 }
                 bar.inc(1);
             }
+            let point = |config: String, samples| quality::Point {
+                model: name,
+                sampler,
+                cores: k,
+                config,
+                samples,
+            };
+            match (&entry.method, init) {
+                (Method::Chords(_), Some(init)) => {
+                    let hits: Vec<Vec<&[f32]>> = outputs
+                        .iter()
+                        .map(|o| o.iter().map(|h| h.1.as_slice()).collect())
+                        .collect();
+                    for (rule, stops) in quality::chords_stops(&hits, &RESIDUAL_SWEEP) {
+                        let samples = outputs
+                            .iter()
+                            .zip(&stops)
+                            .map(|(o, &i)| (o[i].0, o[i].2))
+                            .collect();
+                        points.push(point(format!("{init} {rule}"), samples));
+                    }
+                }
+                (Method::Paradigms { tolerance, .. } | Method::Srds { tolerance, .. }, _) => {
+                    let samples = outputs.iter().map(|o| (o[0].0, o[0].2)).collect();
+                    points.push(point(format!("τ={tolerance}"), samples));
+                }
+                _ => {}
+            }
+            if !entry.in_table {
+                continue;
+            }
+            cases.push(wall::Case {
+                init,
+                method: entry.method.clone(),
+            });
             rows.push(Row {
                 model: name,
                 sampler,
@@ -415,6 +542,25 @@ fn bench_model<M: Model<CpuBackend>>(
         }
     }
     bar.finish_and_clear();
+    if let Some(configs) = &args.wall {
+        let bar = ProgressBar::new_spinner();
+        bar.set_prefix(name);
+        bar.set_style(
+            ProgressStyle::with_template("{prefix:>8} {spinner} timing {msg} ({elapsed})")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        let job = wall::Timing {
+            solver,
+            cases: &cases,
+            starts: &seeds,
+        };
+        let timed = wall::time_everywhere(name, model, &job, configs, &mut |m| {
+            bar.set_message(m);
+            bar.tick();
+        })?;
+        results.wall.extend(timed);
+        bar.finish_and_clear();
+    }
     Ok(())
 }
 
@@ -503,5 +649,38 @@ fn write_plots(rows: &[Row], curves: &[Curve], args: &BenchArgs) -> Result<()> {
         &speedups,
     )?;
     write_atomic(&args.out.join("speedup.png"), &chart)?;
+    Ok(())
+}
+
+/// `tradeoff-k{K}.png`: per K, each model's and sampler's speed-up against worst PSNR
+/// over its configurations (the equal-quality trade-off curve).
+fn write_tradeoff_plots(points: &[quality::Point], args: &BenchArgs) -> Result<()> {
+    for &k in &args.cores {
+        let mut series: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+        let mut groups: Vec<(&str, &str)> = Vec::new();
+        for p in points.iter().filter(|p| p.cores == k) {
+            if !groups.contains(&(p.model, p.sampler)) {
+                groups.push((p.model, p.sampler));
+            }
+        }
+        for (model, sampler) in groups {
+            let of: Vec<&quality::Point> = points
+                .iter()
+                .filter(|p| (p.model, p.sampler, p.cores) == (model, sampler, k))
+                .collect();
+            series.push((
+                format!("{model} {sampler}"),
+                quality::frontier(&of, args.steps),
+            ));
+        }
+        let chart = raster::line_chart_png(
+            &format!("K = {k}: speed-up against the worst sample's PSNR"),
+            "PSNR against the sequential solve (dB)",
+            "speed-up",
+            false,
+            &series,
+        )?;
+        write_atomic(&args.out.join(format!("tradeoff-k{k}.png")), &chart)?;
+    }
     Ok(())
 }

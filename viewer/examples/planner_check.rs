@@ -1,0 +1,68 @@
+//! Measurement: the planner calibrated on the emoji model against the paper's sequences.
+//!
+//! For K = 4, 6 and 8 (T = 50, Euler, the paper sequence's speed-up) the planner scores
+//! candidates on calibration seeds 1000, 1001, …; the planned and the paper sequence (and
+//! any sequence given after `--`) are then scored on held-out seeds 0..N: the first hit's
+//! RMSE against the sequential solve, averaged over the seeds, and the planning time.
+//!
+//! ```sh
+//! cargo run --release --example planner_check -- [HELD_OUT=8] [CALIBRATION=2] [SEQ ...]
+//! ```
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chords::planner::{self, ModelScorer, Scorer};
+use chords::{Euler, FlowSchedule, InitSequence, InitStrategy, Solver, noise};
+use chords_emoji::{EmojiModel, NUMEL, cpu_device};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let held_out: u64 = args.first().map_or(Ok(8), |a| a.parse())?;
+    let calibration: u64 = args.get(1).map_or(Ok(2), |a| a.parse())?;
+    let extra: Vec<InitSequence> = args
+        .iter()
+        .skip(2)
+        .map(|s| InitSequence::parse(s, 50))
+        .collect::<Result<_, _>>()?;
+    let model = EmojiModel::shipped(&cpu_device())?.with_batching(true);
+    let solver: Arc<dyn Solver> = Arc::new(Euler::new(FlowSchedule::new(50, 1.0)?));
+    let starts = |seeds: std::ops::Range<u64>| -> Vec<Vec<f32>> {
+        seeds
+            .map(|s| {
+                let mut x = noise::gaussian(s, NUMEL);
+                noise::scale_to_initial(solver.as_ref(), &mut x);
+                x
+            })
+            .collect()
+    };
+    let mut tuning = ModelScorer::new(&model, solver.clone(), starts(1000..1000 + calibration))?;
+    let mut judge = ModelScorer::new(&model, solver.clone(), starts(0..held_out))?;
+    println!("| K | sequence | first-hit RMSE (seeds 0..{held_out}) | vs paper | planning (s) |");
+    println!("|---:|---|---:|---:|---:|");
+    let ks: Vec<usize> = match std::env::var("CORES") {
+        Ok(list) => list.split(',').map(str::parse).collect::<Result<_, _>>()?,
+        Err(_) => vec![4, 6, 8],
+    };
+    for k in ks {
+        let paper = InitSequence::from_strategy(InitStrategy::Paper, 50, k)?;
+        let speedup = paper.plan().hits[0].speedup;
+        let base = judge.score(&paper)?;
+        println!("| {k} | {paper} (paper) | {base:.4e} | 1.000 | – |");
+        if std::env::var_os("NO_PLAN").is_none() {
+            let started = Instant::now();
+            let planned = planner::plan(50, k, speedup, &mut tuning, &mut |_, _| {})?;
+            let planning = started.elapsed().as_secs_f64();
+            let s = judge.score(&planned)?;
+            println!(
+                "| {k} | {planned} (planned) | {s:.4e} | {:.3} | {planning:.1} |",
+                s / base
+            );
+        }
+        for seq in extra.iter().filter(|s| s.cores() == k) {
+            let s = judge.score(seq)?;
+            println!("| {k} | {seq} | {s:.4e} | {:.3} | – |", s / base);
+        }
+    }
+    Ok(())
+}
