@@ -8,6 +8,10 @@
 //! ```sh
 //! cargo run --release --example planner_check -- [HELD_OUT=8] [CALIBRATION=2] [SEQ ...]
 //! ```
+//!
+//! `CORES=8` limits K; `NO_PLAN=1` scores the paper's and the given sequences only;
+//! `SURROGATE=1` scores them on the planner's test ODE instead; `GRID4=2` scores every
+//! K = 4 sequence `0-a-b-32` with `a`, `b` on a grid of 2 and prints the best 15.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -36,10 +40,44 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             })
             .collect()
     };
-    let mut tuning = ModelScorer::new(&model, solver.clone(), starts(1000..1000 + calibration))?;
-    let mut judge = ModelScorer::new(&model, solver.clone(), starts(0..held_out))?;
+    // The planner's runs call the model once per core, each on its own thread.
+    let unbatched = model.clone().with_batching(false);
+    let mut tuning =
+        ModelScorer::new(&unbatched, solver.clone(), starts(1000..1000 + calibration))?;
+    let surrogate = planner::Surrogate::new(50)?;
+    let mut judge: Box<dyn Scorer> = if std::env::var_os("SURROGATE").is_some() {
+        Box::new(surrogate.scorer()?)
+    } else {
+        Box::new(ModelScorer::new(
+            &model,
+            solver.clone(),
+            starts(0..held_out),
+        )?)
+    };
     println!("| K | sequence | first-hit RMSE (seeds 0..{held_out}) | vs paper | planning (s) |");
     println!("|---:|---|---:|---:|---:|");
+    if let Some(step) = std::env::var("GRID4")
+        .ok()
+        .and_then(|s| s.parse::<usize>().ok())
+    {
+        // Every K = 4 sequence 0-a-b-32 on a grid of `step`, scored on the held-out seeds.
+        let paper = InitSequence::from_strategy(InitStrategy::Paper, 50, 4)?;
+        let base = judge.score(&paper)?;
+        let mut all = Vec::new();
+        for a in (step..32).step_by(step) {
+            for b in ((a + step)..32).step_by(step) {
+                let seq = InitSequence::new(vec![0, a, b, 32], 50)?;
+                let s = judge.score(&seq)?;
+                eprintln!("{seq} {:.3}", s / base);
+                all.push((s / base, seq));
+            }
+        }
+        all.sort_by(|x, y| x.0.total_cmp(&y.0));
+        for (r, seq) in all.iter().take(15) {
+            println!("{seq} {r:.3}");
+        }
+        return Ok(());
+    }
     let ks: Vec<usize> = match std::env::var("CORES") {
         Ok(list) => list.split(',').map(str::parse).collect::<Result<_, _>>()?,
         Err(_) => vec![4, 6, 8],

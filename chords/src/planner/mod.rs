@@ -91,6 +91,12 @@ pub fn fastest_start(steps: usize, cores: usize, speedup: f64) -> Result<usize> 
     Ok(steps + cores - 1 - round)
 }
 
+/// The least relative gain over the incumbent sequence (the paper's, where it applies)
+/// that [`plan`] acts on. Smaller differences measured on a few calibration runs do not
+/// carry over to other noise: on the emoji model, sequences 5 % better than the paper's on
+/// two calibration seeds were 2–24 % worse on six others.
+pub const MIN_GAIN: f64 = 0.10;
+
 /// Most sequences one [`plan`] scores for `cores` cores: the two starting sequences, then
 /// a pattern search of at most ten moves per free core.
 pub fn max_scores(cores: usize) -> usize {
@@ -98,11 +104,12 @@ pub fn max_scores(cores: usize) -> usize {
 }
 
 /// The planned sequence: slowest core at 0, fastest from the speed-up, the others by
-/// `scorer`. It starts from the better of the paper's sequence (when it has this fastest
-/// core) and the evenly spaced one, then moves one core at a time, fastest to slowest, by
-/// a step that halves whenever a sweep finds nothing better, keeping each move that lowers
-/// the score, until a sweep with step 1 finds nothing or [`max_scores`] sequences have been
-/// scored. The result never scores worse than its starting sequences.
+/// `scorer`. It starts from the paper's sequence (when it has this fastest core) or the
+/// evenly spaced one if that scores [`MIN_GAIN`] lower, then moves one core at a time,
+/// fastest to slowest, by a step that halves whenever a sweep finds nothing better,
+/// keeping each move that lowers the score, until a sweep with step 1 finds nothing or
+/// [`max_scores`] sequences have been scored. The result is the paper's sequence unless
+/// the best one found scores at least [`MIN_GAIN`] lower, and never scores worse.
 /// `on_scored(scored, most)` reports progress.
 pub fn plan(
     steps: usize,
@@ -134,12 +141,15 @@ pub fn plan(
         .ok()
         .map(|s| s.starts().to_vec())
         .filter(|s| s.last() == Some(&fastest) && *s != best.1);
+    // The incumbent: the paper's sequence where it applies, else the even one; anything
+    // else has to beat it by MIN_GAIN.
     if let Some(paper) = paper {
         let s = score(&paper, scorer)?;
-        if s < best.0 {
+        if best.0 >= s * (1.0 - MIN_GAIN) {
             best = (s, paper);
         }
     }
+    let incumbent = best.clone();
     let widest = best.1.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(1);
     let mut step = (widest / 2).max(1);
     let mut left = most - scored.get();
@@ -175,6 +185,9 @@ pub fn plan(
             }
             step /= 2;
         }
+    }
+    if best.0 >= incumbent.0 * (1.0 - MIN_GAIN) {
+        best = incumbent;
     }
     Ok(InitSequence::new(best.1, steps)?)
 }
@@ -229,6 +242,31 @@ mod tests {
         let mut scorer = Targets(vec![0, 2, 4, 8, 16, 24, 32, 40], 0);
         let seq = plan(50, 8, 50.0 / 17.0, &mut scorer, &mut |_, _| {}).unwrap();
         assert_eq!(seq.starts(), &[0, 2, 4, 8, 16, 24, 32, 40]);
+    }
+
+    /// Scores the paper's K = 8 sequence 1 and every other `other`.
+    struct PaperOr(f64);
+
+    impl Scorer for PaperOr {
+        fn score(&mut self, s: &InitSequence) -> Result<f64> {
+            Ok(if s.starts() == [0, 2, 4, 8, 16, 24, 32, 40] {
+                1.0
+            } else {
+                self.0
+            })
+        }
+    }
+
+    #[test]
+    fn the_paper_sequence_gives_way_only_to_a_clear_gain() {
+        let planned = |other| {
+            plan(50, 8, 50.0 / 17.0, &mut PaperOr(other), &mut |_, _| {})
+                .unwrap()
+                .starts()
+                .to_vec()
+        };
+        assert_eq!(planned(1.0 - MIN_GAIN / 2.0), [0, 2, 4, 8, 16, 24, 32, 40]);
+        assert_ne!(planned(1.0 - 2.0 * MIN_GAIN), [0, 2, 4, 8, 16, 24, 32, 40]);
     }
 
     /// A scorer whose every answer beats the one before: only the budget stops a search.

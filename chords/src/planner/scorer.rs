@@ -84,7 +84,8 @@ fn hits<M: Model<CpuBackend> + ?Sized>(
     stop: StopRule,
 ) -> Result<Vec<(usize, Vec<f32>)>> {
     let mut hits = Vec::new();
-    let options = RunOptions::default().with_threads(1).with_stop(stop);
+    // One worker thread per core (a batching model gets each round as one call).
+    let options = RunOptions::default().with_threads(0).with_stop(stop);
     run(sampler, &CpuBackend, model, &options, &mut |e| {
         if let Event::Hit(h) = e {
             hits.push((h.round, h.latent.as_slice().to_vec()));

@@ -82,6 +82,10 @@ pub struct BenchArgs {
         default_missing_values = ["cpu-threads", "cpu-lanes", "wgpu-lanes", "wgpu-per-core"]
     )]
     pub wall: Option<Vec<WallConfig>>,
+    /// The main table only, fast: no tolerance sweeps (the equal-quality tables see the
+    /// table's configurations alone) and no planner (no `optimal` rows).
+    #[arg(long)]
+    pub quick: bool,
     /// Print the rows as JSON instead of the markdown table.
     #[arg(long)]
     pub json: bool,
@@ -383,10 +387,21 @@ fn bench_model<M: wall::WallModel>(
         x
     };
     let seeds: Vec<Vec<f32>> = (0..args.samples as u64).map(start).collect();
-    let calibration = (0..args.calibration_seeds as u64)
-        .map(|s| start(CALIBRATION_SEED + s))
-        .collect();
-    let mut scorer = planner::ModelScorer::new(model, solver.clone(), calibration)?;
+    // The planner's runs: one call per core on a worker thread each (faster on the CPU
+    // than one batched call), from calibration seeds no row measures.
+    let unbatched = model.batched(false);
+    let mut scorer = if args.quick {
+        None
+    } else {
+        let calibration = (0..args.calibration_seeds as u64)
+            .map(|s| start(CALIBRATION_SEED + s))
+            .collect();
+        Some(planner::ModelScorer::new(
+            &unbatched,
+            solver.clone(),
+            calibration,
+        )?)
+    };
     let mut plans = Vec::new();
     for &k in &args.cores {
         let sweep = |sampler, taus: &[f64]| {
@@ -394,8 +409,13 @@ fn bench_model<M: wall::WallModel>(
                 .map(|&tau| Entry::baseline(sampler, k, tau))
                 .collect::<Vec<_>>()
         };
-        let mut entries = sweep(SamplerKind::Paradigms, &PARADIGMS_SWEEP);
-        entries.extend(sweep(SamplerKind::Srds, &SRDS_SWEEP));
+        let (paradigms, srds): (&[f64], &[f64]) = if args.quick {
+            (&[PARADIGMS_TOLERANCE], &[SRDS_TOLERANCE])
+        } else {
+            (&PARADIGMS_SWEEP, &SRDS_SWEEP)
+        };
+        let mut entries = sweep(SamplerKind::Paradigms, paradigms);
+        entries.extend(sweep(SamplerKind::Srds, srds));
         // The planner aims at the paper sequence's speed-up, or the uniform one's where the
         // paper has no sequence for K.
         let paper = InitSequence::from_strategy(InitStrategy::Paper, steps, k).ok();
@@ -404,7 +424,9 @@ fn bench_model<M: wall::WallModel>(
         if let Some(init) = paper {
             entries.push(Entry::chords("paper", init));
         }
-        entries.push(planned(name, steps, k, speedup, &mut scorer)?);
+        if let Some(scorer) = scorer.as_mut() {
+            entries.push(planned(name, steps, k, speedup, scorer)?);
+        }
         entries.push(Entry::chords("uniform", uniform));
         plans.push((k, entries));
     }

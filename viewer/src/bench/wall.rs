@@ -12,7 +12,8 @@
 //! * `wgpu-per-core` (c): one wgpu device per core on that adapter.
 //!
 //! `efficiency` = `wall_speedup / speedup`: 1 when a round of K calls costs what one
-//! sequential call does.
+//! sequential call does. `device_wall_speedup` and `device_efficiency` are the same
+//! against the sequential solve of the row's own configuration (a GPU against itself).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -75,6 +76,11 @@ pub(super) struct WallRow {
     pub wall_speedup: f64,
     /// `wall_speedup / speedup`.
     pub efficiency: f64,
+    /// The sequential solve's `wall_ms` in this row's configuration over this row's: the
+    /// speed-up on this device alone.
+    pub device_wall_speedup: f64,
+    /// `device_wall_speedup / speedup`.
+    pub device_efficiency: f64,
 }
 
 /// Times every case on `backend` and `model`, from every starting point: a warm-up run of
@@ -152,6 +158,8 @@ pub(super) fn time_cases<B: Backend, M: Model<B>>(
             wall_ms: ms,
             wall_speedup: f64::NAN,
             efficiency: f64::NAN,
+            device_wall_speedup: f64::NAN,
+            device_efficiency: f64::NAN,
         });
     }
     Ok(rows)
@@ -321,19 +329,24 @@ pub(super) fn time_everywhere<M: WallModel>(
     Ok(rows)
 }
 
-/// Fills in `wall_speedup` and `efficiency` against each model's fastest sequential row.
+/// Fills in the speed-ups and efficiencies: against each model's fastest sequential row,
+/// and against the sequential row of the same configuration.
 pub(super) fn relate(rows: &mut [WallRow]) {
-    let fastest = |model: &str, rows: &[WallRow]| {
+    let fastest = |rows: &[WallRow], model: &str, configuration: Option<&str>| {
         rows.iter()
             .filter(|r| r.model == model && r.sampler == "sequential")
+            .filter(|r| configuration.is_none_or(|c| r.configuration == c))
             .map(|r| r.wall_ms)
             .fold(f64::INFINITY, f64::min)
     };
     for i in 0..rows.len() {
-        let reference = fastest(rows[i].model, rows);
+        let anywhere = fastest(rows, rows[i].model, None);
+        let here = fastest(rows, rows[i].model, Some(rows[i].configuration));
         let r = &mut rows[i];
-        r.wall_speedup = reference / r.wall_ms;
+        r.wall_speedup = anywhere / r.wall_ms;
         r.efficiency = r.wall_speedup / r.speedup;
+        r.device_wall_speedup = here / r.wall_ms;
+        r.device_efficiency = r.device_wall_speedup / r.speedup;
     }
 }
 
@@ -347,11 +360,11 @@ pub(super) fn markdown(rows: &[WallRow], samples: usize) -> String {
             "\n### {model}: wall time to the output on this machine ({samples} sample(s)); \
              wall speed-up against the fastest sequential solve\n\n"
         );
-        text += "| configuration | device | sampler | init | K | speed-up | wall (ms) | wall speed-up | efficiency |\n";
-        text += "|---|---|---|---|---:|---:|---:|---:|---:|\n";
+        text += "| configuration | device | sampler | init | K | speed-up | wall (ms) | wall speed-up | efficiency | on its device | efficiency there |\n";
+        text += "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n";
         for r in rows.iter().filter(|r| r.model == model) {
             text += &format!(
-                "| {} | {} | {} | {} | {} | {:.2}× | {:.1} | {:.2}× | {:.2} |\n",
+                "| {} | {} | {} | {} | {} | {:.2}× | {:.1} | {:.2}× | {:.2} | {:.2}× | {:.2} |\n",
                 r.configuration,
                 r.device,
                 r.sampler,
@@ -360,7 +373,9 @@ pub(super) fn markdown(rows: &[WallRow], samples: usize) -> String {
                 r.speedup,
                 r.wall_ms,
                 r.wall_speedup,
-                r.efficiency
+                r.efficiency,
+                r.device_wall_speedup,
+                r.device_efficiency
             );
         }
     }
@@ -383,6 +398,8 @@ mod tests {
             wall_ms: ms,
             wall_speedup: f64::NAN,
             efficiency: f64::NAN,
+            device_wall_speedup: f64::NAN,
+            device_efficiency: f64::NAN,
         }
     }
 
@@ -403,5 +420,9 @@ mod tests {
             got,
             vec![(1.0, 1.0), (0.25, 0.25), (1.25, 0.625), (0.5, 0.25)]
         );
+        // On its own device: b's chords against b's sequential, 400 / 200.
+        let here: Vec<f64> = rows.iter().map(|r| r.device_wall_speedup).collect();
+        assert_eq!(here, vec![1.0, 1.0, 1.25, 2.0]);
+        assert_eq!(rows[3].device_efficiency, 1.0);
     }
 }
