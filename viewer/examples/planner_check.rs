@@ -9,7 +9,7 @@
 //! cargo run --release --example planner_check -- [HELD_OUT=8] [CALIBRATION=2] [SEQ ...]
 //! ```
 //!
-//! `CORES=8` limits K; `NO_PLAN=1` scores the paper's and the given sequences only;
+//! `CORES=8` limits K; `JUDGE_FROM=S` judges on seeds S..S+N instead; `NO_PLAN=1` scores the paper's and the given sequences only;
 //! `SURROGATE=1` scores them on the planner's test ODE instead; `GRID4=2` scores every
 //! K = 4 sequence `0-a-b-32` with `a`, `b` on a grid of 2 and prints the best 15.
 
@@ -48,10 +48,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut judge: Box<dyn Scorer> = if std::env::var_os("SURROGATE").is_some() {
         Box::new(surrogate.scorer()?)
     } else {
+        let from: u64 = std::env::var("JUDGE_FROM").map_or(Ok(0), |s| s.parse())?;
         Box::new(ModelScorer::new(
             &model,
             solver.clone(),
-            starts(0..held_out),
+            starts(from..from + held_out),
         )?)
     };
     println!("| K | sequence | first-hit RMSE (seeds 0..{held_out}) | vs paper | planning (s) |");

@@ -383,7 +383,7 @@ fn options_that_do_not_apply_are_refused() {
         ),
         (
             vec!["bench", "--wall", "gpu-magic", "--out", out],
-            vec!["gpu-magic", "cpu-threads"],
+            vec!["gpu-magic", "--wall"],
         ),
         (
             mixture(&["--adapters", "lavapipe"]),
