@@ -374,7 +374,7 @@ fn options_that_do_not_apply_are_refused() {
             vec!["--psnr", "positive, finite"],
         ),
         (
-            vec!["bench", "--psnr", "-3", "--out", out],
+            vec!["bench", "--psnr=-3", "--out", out],
             vec!["--psnr", "positive, finite"],
         ),
         (
