@@ -102,6 +102,12 @@ impl<'r, B: Backend, M: Model<B> + ?Sized> Driver<'r, B, M> {
         options: RunOptions,
     ) -> Result<Self> {
         options.stop.validate(sampler.max_hits())?;
+        if options.estimates && !sampler.stream_estimates(true) {
+            tracing::warn!(
+                "{} gives no estimates; none will be streamed",
+                sampler.name()
+            );
+        }
         let workers = match options.threads {
             0 => sampler.cores().min(MAX_DEFAULT_THREADS),
             n => n,

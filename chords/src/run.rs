@@ -40,6 +40,9 @@ pub struct RunOptions {
     /// Keeps a host copy of core 0's point each round (one download per round), so that
     /// core 0 survives the loss of its device's memory, not only a failed call.
     pub mirror: bool,
+    /// Streams each core's [`Event::Estimate`] of the final output after every round, for
+    /// samplers that give them (CHORDS and the sequential solve).
+    pub estimates: bool,
 }
 
 impl Default for RunOptions {
@@ -49,6 +52,7 @@ impl Default for RunOptions {
             stop: StopRule::CoreIndex(1),
             cancel: CancelToken::new(),
             mirror: false,
+            estimates: false,
         }
     }
 }
@@ -85,6 +89,19 @@ impl RunOptions {
     #[must_use]
     pub fn with_mirror(mut self, mirror: bool) -> Self {
         self.mirror = mirror;
+        self
+    }
+
+    /// These options with each core's estimate of the final output streamed after every
+    /// round ([`Event::Estimate`]), or not (the default).
+    ///
+    /// ```
+    /// let options = chords::RunOptions::default().with_estimates(true);
+    /// assert!(options.estimates);
+    /// ```
+    #[must_use]
+    pub fn with_estimates(mut self, estimates: bool) -> Self {
+        self.estimates = estimates;
         self
     }
 }

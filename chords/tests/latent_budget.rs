@@ -44,9 +44,14 @@ fn solver(steps: usize) -> Arc<dyn Solver> {
     Arc::new(Euler::new(FlowSchedule::new(steps, 1.0).unwrap()))
 }
 
-/// Runs the sampler `make` builds from `x0` to the end, the event latents dropped at once;
-/// returns (peak live latents, the sampler's bound). Checks that nothing outlives the run.
-fn peak(threads: usize, make: impl FnOnce(Latent) -> Box<dyn Sampler<Counter>>) -> (usize, usize) {
+/// Runs the sampler `make` builds from `x0` to the end (streaming estimates when
+/// `estimates`), the event latents dropped at once; returns (peak live latents, the
+/// sampler's bound). Checks that nothing outlives the run.
+fn peak(
+    threads: usize,
+    estimates: bool,
+    make: impl FnOnce(Latent) -> Box<dyn Sampler<Counter>>,
+) -> (usize, usize) {
     let backend = Counting::new(CpuBackend);
     let x0 = backend.upload(0, &[0.3, -1.2, 0.4]).unwrap();
     let mut sampler = make(x0);
@@ -54,7 +59,8 @@ fn peak(threads: usize, make: impl FnOnce(Latent) -> Box<dyn Sampler<Counter>>) 
     let model = CountedModel(&backend, mixture());
     let options = RunOptions::default()
         .with_threads(threads)
-        .with_stop(StopRule::All);
+        .with_stop(StopRule::All)
+        .with_estimates(estimates);
     let summary = run(sampler.as_mut(), &backend, &model, &options, &mut |_| {}).unwrap();
     assert!(sampler.is_finished(), "{} did not finish", sampler.name());
     // A round's outputs are checked for NaN/Inf together: one wait a round on a device.
@@ -101,16 +107,24 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
 
     #[test]
-    fn chords_stays_within_its_bound((t, init) in init_sequence(), threads in threads()) {
+    fn chords_stays_within_its_bound(
+        (t, init) in init_sequence(),
+        threads in threads(),
+        estimates in any::<bool>(),
+    ) {
         let k = init.cores();
-        let (peak, bound) = peak(threads, |x0| Box::new(Chords::new(solver(t), init, x0).unwrap()));
+        let (peak, bound) = peak(threads, estimates, |x0| Box::new(Chords::new(solver(t), init, x0).unwrap()));
         prop_assert_eq!(bound, Chords::<Counter>::latent_bound(t, k));
         prop_assert!(peak <= bound, "T {} K {}: peak {} > bound {}", t, k, peak, bound);
     }
 
     #[test]
-    fn sequential_stays_within_its_bound((t, k) in steps_and_cores(), threads in threads()) {
-        let (peak, bound) = peak(threads, |x0| Box::new(Sequential::new(solver(t), x0)));
+    fn sequential_stays_within_its_bound(
+        (t, k) in steps_and_cores(),
+        threads in threads(),
+        estimates in any::<bool>(),
+    ) {
+        let (peak, bound) = peak(threads, estimates, |x0| Box::new(Sequential::new(solver(t), x0)));
         prop_assert_eq!(bound, Sequential::<Counter>::latent_bound(t, k));
         prop_assert!(peak <= bound, "T {}: peak {} > bound {}", t, peak, bound);
     }
@@ -121,7 +135,7 @@ proptest! {
         tol in tolerance(),
         threads in threads(),
     ) {
-        let (peak, bound) = peak(threads, |x0| {
+        let (peak, bound) = peak(threads, false, |x0| {
             Box::new(Paradigms::new(solver(t), k, tol, x0).unwrap())
         });
         prop_assert_eq!(bound, Paradigms::<Counter>::latent_bound(t, k));
@@ -134,7 +148,7 @@ proptest! {
         tol in tolerance(),
         threads in threads(),
     ) {
-        let (peak, bound) = peak(threads, |x0| Box::new(Srds::new(solver(t), k, tol, x0).unwrap()));
+        let (peak, bound) = peak(threads, false, |x0| Box::new(Srds::new(solver(t), k, tol, x0).unwrap()));
         prop_assert_eq!(bound, Srds::<Counter>::latent_bound(t, k));
         prop_assert!(peak <= bound, "T {} K {} τ {}: peak {} > bound {}", t, k, tol, peak, bound);
     }
@@ -145,7 +159,7 @@ proptest! {
         tol in tolerance(),
         threads in threads(),
     ) {
-        let (peak, bound) = peak(threads, |x0| {
+        let (peak, bound) = peak(threads, false, |x0| {
             Box::new(Srds::with_blocks(solver(t), blocks, k, tol, x0).unwrap())
         });
         prop_assert_eq!(bound, Srds::<Counter>::latent_bound_with_blocks(t, blocks, k));
@@ -162,19 +176,23 @@ fn bounds_are_tight() {
     // CHORDS, evenly spaced cores far apart: every core holds 5 latents plus its output.
     for k in 1..=4 {
         let init = InitSequence::from_strategy(InitStrategy::Uniform, 40, k).unwrap();
-        let (peak, bound) = peak(0, |x0| Box::new(Chords::new(solver(40), init, x0).unwrap()));
+        let (peak, bound) = peak(0, false, |x0| {
+            Box::new(Chords::new(solver(40), init, x0).unwrap())
+        });
         assert_eq!(peak, bound, "chords K {k}");
     }
     assert_eq!(
-        peak(1, |x0| Box::new(Sequential::new(solver(7), x0))),
+        peak(1, false, |x0| Box::new(Sequential::new(solver(7), x0))),
         (3, 3)
     );
-    let (peak_p, bound_p) = peak(1, |x0| {
+    let (peak_p, bound_p) = peak(1, false, |x0| {
         Box::new(Paradigms::new(solver(30), 1, 0.0, x0).unwrap())
     });
     assert_eq!(peak_p, bound_p, "paradigms, one core");
     for k in [2, 5, 9] {
-        let (peak_s, bound_s) = peak(0, |x0| Box::new(Srds::new(solver(40), k, 0.0, x0).unwrap()));
+        let (peak_s, bound_s) = peak(0, false, |x0| {
+            Box::new(Srds::new(solver(40), k, 0.0, x0).unwrap())
+        });
         assert!(peak_s + 2 >= bound_s, "srds K {k}: {peak_s} of {bound_s}");
     }
 }
@@ -238,7 +256,7 @@ fn settings_whose_bound_overflows_are_refused() {
     let few = solver(12);
     let srds = Srds::<CpuBackend>::with_blocks(few.clone(), 3, max / 2, 0.0, x0()).unwrap();
     assert_eq!(srds.max_live_latents(), 2 * 3 + 3 + 4);
-    let (peak, bound) = self::peak(1, |x| {
+    let (peak, bound) = self::peak(1, false, |x| {
         Box::new(Srds::with_blocks(solver(12), 3, max / 2, 0.0, x).unwrap())
     });
     assert!(peak <= bound, "{peak} > {bound}");

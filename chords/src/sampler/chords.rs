@@ -88,6 +88,8 @@ pub struct Chords<B: Backend> {
     successor_due: bool,
     round: usize,
     hits: usize,
+    /// Whether each core's estimate of the final output is streamed after every round.
+    estimates: bool,
 }
 
 impl<B: Backend> Chords<B> {
@@ -116,6 +118,7 @@ impl<B: Backend> Chords<B> {
             successor_due: true,
             round: 0,
             hits: 0,
+            estimates: false,
         })
     }
 
@@ -128,7 +131,8 @@ impl<B: Backend> Chords<B> {
     /// model output per core (6·K at most). While the round's next points are made, each core
     /// holds at most 4 plus its new point, and rectifying the fastest core transfers 2 points
     /// to it: `5·K + 2 ≤ 6·K` for K ≥ 2 (K = 1 never rectifies). A spawn or a preview costs
-    /// at most 2 more while fewer than K cores are active.
+    /// at most 2 more while fewer than K cores are active. A streamed estimate (one at a
+    /// time, after the round's points are made) costs 1: `5·K + 1`.
     ///
     /// ```
     /// # use chords::{Chords, CpuBackend};
@@ -236,6 +240,11 @@ impl<B: Backend> Sampler<B> for Chords<B> {
     /// `6·K` for K cores, independent of T ([`Chords::latent_bound`]).
     fn max_live_latents(&self) -> usize {
         Self::latent_bound(self.init.steps(), self.init.cores())
+    }
+
+    fn stream_estimates(&mut self, on: bool) -> bool {
+        self.estimates = on;
+        true
     }
 
     fn requests(&self) -> Vec<Request<B::Latent>> {
@@ -385,6 +394,15 @@ impl<B: Backend> Sampler<B> for Chords<B> {
         }
         self.cores.extend(spawned);
         for core in &self.cores {
+            // One estimate alive at a time, next to at most 5 latents a core: 5·K + 1.
+            if let Some(f) = core.finish.as_ref().filter(|_| self.estimates) {
+                events(Event::Estimate {
+                    round,
+                    core: core.id,
+                    index: f.index,
+                    latent: self.advance_from(backend, core.id, f, steps)?,
+                });
+            }
             events(Event::CoreUpdated {
                 round,
                 core: core.id,

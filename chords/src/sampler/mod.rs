@@ -89,6 +89,21 @@ pub enum Event<L> {
         /// The point.
         latent: L,
     },
+    /// A core's estimate of the final output after this round: the one jump to the end of
+    /// the grid from the point it evaluated this round (for a flow model `x - σ·v`, for a
+    /// VP model DDIM's `x̂₀`). Sent only when asked for
+    /// ([`RunOptions::with_estimates`](crate::RunOptions::with_estimates)): one linear
+    /// combination per evaluating core per round.
+    Estimate {
+        /// The round.
+        round: usize,
+        /// The core.
+        core: usize,
+        /// Grid index of the point it evaluated.
+        index: usize,
+        /// The estimate (lives on `core`).
+        latent: L,
+    },
     /// A one-jump guess of the final output, after the fastest core's first evaluation.
     Preview(Output<L>),
     /// A core reached the end of the grid: a finished output.
@@ -182,6 +197,12 @@ pub trait Sampler<B: Backend> {
     /// sampler cannot go on from that alone (the default).
     fn restore(&mut self, core: usize, latent: B::Latent) -> bool {
         let _ = (core, latent);
+        false
+    }
+    /// Asks for [`Event::Estimate`] after every round (`on`) or for none (the default).
+    /// Returns whether the sampler gives them; one that does not (the default) ignores it.
+    fn stream_estimates(&mut self, on: bool) -> bool {
+        let _ = on;
         false
     }
     /// Whether every output has been produced.

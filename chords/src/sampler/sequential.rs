@@ -14,6 +14,7 @@ pub struct Sequential<B: Backend> {
     index: usize,
     x: B::Latent,
     round: usize,
+    estimates: bool,
 }
 
 impl<B: Backend> Sequential<B> {
@@ -24,6 +25,7 @@ impl<B: Backend> Sequential<B> {
             index: 0,
             x: x0,
             round: 0,
+            estimates: false,
         }
     }
 
@@ -70,6 +72,11 @@ impl<B: Backend> Sampler<B> for Sequential<B> {
         }]
     }
 
+    fn stream_estimates(&mut self, on: bool) -> bool {
+        self.estimates = on;
+        true
+    }
+
     fn restore(&mut self, _core: usize, latent: B::Latent) -> bool {
         self.x = latent;
         true
@@ -101,6 +108,24 @@ impl<B: Backend> Sampler<B> for Sequential<B> {
             ));
         }
         self.round += 1;
+        if self.estimates {
+            // Made and delivered before the next point, so at most 3 latents are alive.
+            let latent = jump(
+                backend,
+                self.solver.as_ref(),
+                0,
+                &self.x,
+                &out,
+                self.index,
+                steps,
+            )?;
+            events(Event::Estimate {
+                round: self.round,
+                core: 0,
+                index: self.index,
+                latent,
+            });
+        }
         self.x = jump(
             backend,
             self.solver.as_ref(),
