@@ -209,6 +209,32 @@ pub struct RenderArgs {
     /// in --out/frames, plus a contact sheet (rows = rounds, columns = cores).
     #[arg(long)]
     pub frames: bool,
+    /// With --frames: what a frame shows: `estimate` (default for CHORDS and the sequential
+    /// solve), each core's estimate of the final picture from the point it evaluated that
+    /// round, or `point` (default for ParaDIGMS and SRDS, which give no estimates), the
+    /// core's next noisy point.
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub frame_kind: Option<FrameKind>,
+}
+
+/// What `render --frames` pictures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FrameKind {
+    /// The one-jump estimate of the final output from the point evaluated that round.
+    Estimate,
+    /// The core's next point (noisy until late in the run).
+    Point,
+}
+
+impl RenderArgs {
+    /// The frame kind in effect: the one asked for, else estimates where the sampler
+    /// gives them.
+    pub fn frame_kind(&self) -> FrameKind {
+        self.frame_kind.unwrap_or(match self.sampler {
+            SamplerKind::Chords | SamplerKind::Sequential => FrameKind::Estimate,
+            SamplerKind::Paradigms | SamplerKind::Srds => FrameKind::Point,
+        })
+    }
 }
 
 impl RenderArgs {
@@ -248,6 +274,17 @@ impl RenderArgs {
                     return fail(name, "--model mixture");
                 }
             }
+        }
+        if self.frame_kind.is_some() && !self.frames {
+            return fail("--frame-kind", "--frames");
+        }
+        if self.frame_kind == Some(FrameKind::Estimate)
+            && matches!(self.sampler, SamplerKind::Paradigms | SamplerKind::Srds)
+        {
+            return fail(
+                "--frame-kind estimate",
+                "--sampler chords or sequential (ParaDIGMS and SRDS give no estimates)",
+            );
         }
         if self.tolerance.is_some()
             && !matches!(self.sampler, SamplerKind::Paradigms | SamplerKind::Srds)

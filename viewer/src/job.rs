@@ -17,7 +17,7 @@ use chords_wgpu::{DevicePool, DeviceSharing, GpuMixture, PoolOptions, WgpuBacken
 use serde_json::{Value, json};
 
 use crate::cli::{
-    BackendKind, DEFAULT_SIGMA_DATA, DevicesKind, ModelKind, RenderArgs, SamplerKind,
+    BackendKind, DEFAULT_SIGMA_DATA, DevicesKind, FrameKind, ModelKind, RenderArgs, SamplerKind,
 };
 use crate::frames::Pictures;
 use crate::plan;
@@ -300,7 +300,8 @@ pub(crate) fn prepare(args: &RenderArgs, own: Option<OwnDevice>) -> Result<Job> 
         options: RunOptions::default()
             .with_threads(threads)
             .with_stop(stop)
-            .with_mirror(pool.as_ref().is_some_and(|p| p.gpus().len() > 1)),
+            .with_mirror(pool.as_ref().is_some_and(|p| p.gpus().len() > 1))
+            .with_estimates(args.frames && args.frame_kind() == FrameKind::Estimate),
         expected_rounds,
         reference: args.reference,
         pool,

@@ -176,17 +176,23 @@ fn execute<B: Pictures, M: Model<B>>(
         &job.options,
         job.expected_rounds,
         &mut |event| {
-            if let (
-                true,
-                None,
+            // With estimates asked for, a frame is a core's estimate; else its next point.
+            let pictured = match event {
+                Event::Estimate {
+                    round,
+                    core,
+                    index,
+                    latent,
+                } if job.options.estimates => Some((round, core, index, latent)),
                 Event::CoreUpdated {
                     round,
                     core,
                     index,
                     latent,
-                },
-            ) = (frames, &failure, event)
-            {
+                } if !job.options.estimates => Some((round, core, index, latent)),
+                _ => None,
+            };
+            if let (true, None, Some((round, core, index, latent))) = (frames, &failure, pictured) {
                 match backend.picture(latent, &job.latent_shape) {
                     Ok(image) => log.push(Frame {
                         round: *round,

@@ -1130,8 +1130,9 @@ fn read_png(path: &Path) -> (usize, usize, Vec<u8>) {
     (info.width as usize, info.height as usize, pixels)
 }
 
-/// `render --frames` on `backend`: every core's frame of every round, checked against the
-/// latents the run wrote (a core's frame in its hit round is its hit), and the contact sheet.
+/// `render --frames --frame-kind point` on `backend`: every core's frame of every round,
+/// checked against the latents the run wrote (a core's frame in its hit round is its hit),
+/// and the contact sheet.
 fn frames_match_the_latents(backend: &str) {
     let dir = scratch(&format!("frames-{backend}"));
     let out = chords(&[
@@ -1147,6 +1148,8 @@ fn frames_match_the_latents(backend: &str) {
         "--stop",
         "all",
         "--frames",
+        "--frame-kind",
+        "point",
         "--out",
         dir.to_str().expect("utf-8"),
     ]);
@@ -1207,6 +1210,72 @@ fn render_frames_from_the_preview_kernel_match_the_latents() {
         return;
     }
     frames_match_the_latents("wgpu");
+}
+
+/// `render --frames` (estimates, the default for CHORDS) on `backend`: a frame per model
+/// call, named by the evaluated index, and core 0's last one (from index T - 1, one step
+/// to the end, never rectified) is its hit, the sequential solve, pixel for pixel.
+fn estimate_frames(backend: &str) {
+    let dir = scratch(&format!("estimates-{backend}"));
+    let out = chords(&[
+        "render",
+        "--model",
+        "mixture",
+        "--backend",
+        backend,
+        "--steps",
+        "12",
+        "--cores",
+        "4",
+        "--stop",
+        "all",
+        "--frames",
+        "--out",
+        dir.to_str().expect("utf-8"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = report(&dir);
+    let frames_dir = dir.join("frames");
+    let names: Vec<String> = fs::read_dir(&frames_dir)
+        .expect("frames folder")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("round"))
+        .collect();
+    assert_eq!(Some(names.len() as u64), r["model_calls"].as_u64());
+    let index = |n: &String| -> usize { n[n.len() - 7..n.len() - 4].parse().expect("index") };
+    assert_eq!(
+        names.iter().map(index).max(),
+        Some(11),
+        "evaluated indices end at T - 1"
+    );
+    let rounds = r["rounds"].as_u64().expect("rounds");
+    let hit = r["hits"]
+        .as_array()
+        .expect("hits")
+        .iter()
+        .find(|h| h["core"] == 0)
+        .expect("core 0's hit");
+    let latent = chords::npy::read(&dir.join(hit["file"].as_str().expect("file"))).expect("npy");
+    let want = chords::preview::rgba8(&latent.shape, &latent.data).expect("picture");
+    let (_, _, pixels) = read_png(&frames_dir.join(format!("round{rounds:03}-core0-i011.png")));
+    assert_eq!(pixels, want.pixels);
+}
+
+#[test]
+fn render_frames_show_estimates_by_default() {
+    estimate_frames("cpu");
+}
+
+#[test]
+fn render_estimate_frames_on_wgpu() {
+    if !adapter_available() {
+        return;
+    }
+    estimate_frames("wgpu");
 }
 
 #[test]

@@ -370,6 +370,14 @@ fn options_that_do_not_apply_are_refused() {
             vec!["fastest", "first-hit"],
         ),
         (
+            mixture(&["--frame-kind", "point"]),
+            vec!["--frame-kind", "--frames"],
+        ),
+        (
+            mixture(&["--sampler", "srds", "--frames", "--frame-kind", "estimate"]),
+            vec!["--frame-kind estimate", "give no estimates"],
+        ),
+        (
             vec!["bench", "--psnr", "nan", "--out", out],
             vec!["--psnr", "positive, finite"],
         ),
