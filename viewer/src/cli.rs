@@ -209,10 +209,10 @@ pub struct RenderArgs {
     /// in --out/frames, plus a contact sheet (rows = rounds, columns = cores).
     #[arg(long)]
     pub frames: bool,
-    /// With --frames: what a frame shows: `estimate` (default for CHORDS and the sequential
-    /// solve), each core's estimate of the final picture from the point it evaluated that
-    /// round, or `point` (default for ParaDIGMS and SRDS, which give no estimates), the
-    /// core's next noisy point.
+    /// With --frames (and in the window): what a frame shows: `estimate` (default for
+    /// CHORDS and the sequential solve), each core's estimate of the final picture from the
+    /// point it evaluated that round, or `point` (default for ParaDIGMS and SRDS, which give
+    /// no estimates), the core's next noisy point.
     #[arg(long, value_enum, value_name = "KIND")]
     pub frame_kind: Option<FrameKind>,
 }
@@ -274,9 +274,6 @@ impl RenderArgs {
                     return fail(name, "--model mixture");
                 }
             }
-        }
-        if self.frame_kind.is_some() && !self.frames {
-            return fail("--frame-kind", "--frames");
         }
         if self.frame_kind == Some(FrameKind::Estimate)
             && matches!(self.sampler, SamplerKind::Paradigms | SamplerKind::Srds)

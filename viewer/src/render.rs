@@ -78,6 +78,9 @@ impl Drop for CtrlC {
 
 /// Runs `chords render`.
 pub fn run(args: &RenderArgs) -> Result<()> {
+    if args.frame_kind.is_some() && !args.frames {
+        anyhow::bail!("--frame-kind belongs to --frames");
+    }
     let job = job::prepare(args, None)?;
     let inputs: Vec<&Path> = args
         .means

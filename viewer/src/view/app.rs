@@ -505,6 +505,10 @@ impl ViewerApp {
                 ui.label("reference");
                 ui.checkbox(&mut s.reference, "RMSE vs sequential");
                 ui.end_row();
+                ui.label("frames");
+                ui.checkbox(&mut s.estimates, "estimate of the final picture")
+                    .on_hover_text("off: each core's noisy point");
+                ui.end_row();
                 ui.label("scheduler");
                 ui.add(
                     egui::TextEdit::singleline(&mut s.scheduler_config)
@@ -890,7 +894,8 @@ mod tests {
         let text = frame(&mut app, &ctx);
         let run = app.run.as_ref().expect("a run view");
         assert_eq!(run.panels.len(), 4);
-        assert!(run.panels.iter().all(|p| p.host.is_some() && p.index == 12));
+        // Each panel ends on the core's estimate from its last evaluated point, T - 1.
+        assert!(run.panels.iter().all(|p| p.host.is_some() && p.index == 11));
         // Preview and four hits, the last one the sequential solve itself.
         assert_eq!(run.outputs.len(), 5);
         assert_eq!(run.outputs.last().and_then(|o| o.rmse), Some(0.0));

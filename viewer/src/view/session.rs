@@ -148,7 +148,11 @@ struct Work<'w> {
 impl Work<'_> {
     fn run(self, args: &RenderArgs, own: Option<OwnDevice>) -> Result<()> {
         self.send(Update::Status("preparing…".into()));
-        let job = job::prepare(args, own)?;
+        let mut job = job::prepare(args, own)?;
+        // The window always pictures the cores: their estimates unless told otherwise.
+        job.options = job
+            .options
+            .with_estimates(args.frame_kind() == crate::cli::FrameKind::Estimate);
         job::dispatch(&job, self)?;
         Ok(())
     }
@@ -230,8 +234,12 @@ impl OnBackend for Work<'_> {
                 if failure.is_some() {
                     return;
                 }
-                if let Err(e) = self.forward(backend, event, shape, textures.as_deref(), &reference)
-                {
+                let frames = Frames {
+                    estimates: job.options.estimates,
+                    shape,
+                    textures: textures.as_deref(),
+                };
+                if let Err(e) = self.forward(backend, event, &frames, &reference) {
                     failure = Some(e);
                     self.worker.cancel_token().cancel();
                 }
@@ -250,16 +258,55 @@ impl OnBackend for Work<'_> {
     }
 }
 
+/// How the window pictures the cores.
+struct Frames<'a> {
+    /// Each core's estimate of the final picture ([`Event::Estimate`]), else its next point
+    /// ([`Event::CoreUpdated`]).
+    estimates: bool,
+    shape: &'a [usize],
+    /// The cores' textures, drawn by the preview kernel on the window's own device.
+    textures: Option<&'a [Arc<PreviewTexture>]>,
+}
+
 impl Work<'_> {
+    /// A core's frame: drawn into its texture on the device where there is one, else
+    /// pictured on the host.
+    fn frame<B: Pictures>(
+        &self,
+        backend: &B,
+        frames: &Frames<'_>,
+        round: usize,
+        core: usize,
+        index: usize,
+        latent: &B::Latent,
+    ) -> Result<()> {
+        let drawn = match frames.textures.and_then(|t| t.get(core)) {
+            Some(texture) => backend.draw(latent, frames.shape, texture)?,
+            None => false,
+        };
+        let image = if drawn {
+            None
+        } else {
+            Some(backend.picture(latent, frames.shape)?)
+        };
+        self.send(Update::Frame {
+            round,
+            core,
+            index,
+            image,
+        });
+        Ok(())
+    }
+
     /// Turns one engine event into updates for the window.
     fn forward<B: Pictures>(
         &self,
         backend: &B,
         event: &Event<B::Latent>,
-        shape: &[usize],
-        textures: Option<&[Arc<PreviewTexture>]>,
+        frames: &Frames<'_>,
         reference: &Option<Vec<f32>>,
     ) -> Result<()> {
+        let shape = frames.shape;
         match event {
             Event::RoundStarted { round, evaluations } => self.send(Update::Round {
                 round: *round,
@@ -280,23 +327,13 @@ impl Work<'_> {
                 core,
                 index,
                 latent,
-            } => {
-                let drawn = match textures.and_then(|t| t.get(*core)) {
-                    Some(texture) => backend.draw(latent, shape, texture)?,
-                    None => false,
-                };
-                let image = if drawn {
-                    None
-                } else {
-                    Some(backend.picture(latent, shape)?)
-                };
-                self.send(Update::Frame {
-                    round: *round,
-                    core: *core,
-                    index: *index,
-                    image,
-                });
-            }
+            } if !frames.estimates => self.frame(backend, frames, *round, *core, *index, latent)?,
+            Event::Estimate {
+                round,
+                core,
+                index,
+                latent,
+            } if frames.estimates => self.frame(backend, frames, *round, *core, *index, latent)?,
             Event::Preview(o) | Event::Hit(o) => {
                 let rmse = match reference {
                     Some(r) => Some(chords::rmse(&backend.download(&o.latent)?, r)),

@@ -63,6 +63,8 @@ pub struct Settings {
     /// Comma-separated adapters; empty: the window's own device.
     pub adapters: String,
     pub reference: bool,
+    /// Picture each core's estimate of the final output (else its noisy point).
+    pub estimates: bool,
     /// A diffusers scheduler_config.json; empty: chords's own flow grid.
     pub scheduler_config: String,
     /// μ of a `use_dynamic_shifting` config; empty: none.
@@ -87,6 +89,7 @@ impl Default for Settings {
             backend: BackendChoice::Cpu,
             adapters: String::new(),
             reference: true,
+            estimates: true,
             scheduler_config: String::new(),
             mu: String::new(),
         }
@@ -150,6 +153,9 @@ impl Settings {
         }
         if self.reference {
             args.push("--reference".into());
+        }
+        if !self.estimates {
+            args.extend(["--frame-kind".into(), "point".into()]);
         }
         args
     }
@@ -240,6 +246,24 @@ mod tests {
         assert!(e.contains("dragons") && e.contains("smileys"), "{e}");
         let e = bad(&|s| s.stop = "sometimes".into());
         assert!(e.contains("sometimes"), "{e}");
+    }
+
+    #[test]
+    fn the_frames_choice_is_a_frame_kind() {
+        let points = Settings {
+            estimates: false,
+            ..Settings::default()
+        };
+        assert!(
+            points
+                .command_line()
+                .join(" ")
+                .ends_with("--frame-kind point")
+        );
+        let args = points.render_args().unwrap();
+        assert_eq!(args.frame_kind(), crate::cli::FrameKind::Point);
+        let args = Settings::default().render_args().unwrap();
+        assert_eq!(args.frame_kind(), crate::cli::FrameKind::Estimate);
     }
 
     #[test]
