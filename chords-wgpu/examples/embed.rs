@@ -7,7 +7,8 @@
 //! thread ([`chords::Background`]: polled each frame, never waited on),
 //! every streamed output stays on the device, and each frame the app draws the newest one
 //! into its texture with the preview kernel ([`WgpuBackend::preview_to_texture`]) — no copy
-//! through the host.
+//! through the host. Until the first output arrives it draws the newest estimate of the
+//! final picture ([`RunOptions::with_estimates`]: the fastest core's, each round).
 //!
 //! ```text
 //! cargo run --release -p chords-wgpu --example embed            # until you close it
@@ -59,6 +60,12 @@ struct Gfx {
 
 /// What the sampling thread tells the frame loop.
 enum Update {
+    /// A core's estimate of the final picture, before any output has arrived.
+    Estimate {
+        round: usize,
+        core: usize,
+        latent: GpuLatent,
+    },
     Output(Streamed),
     Finished(String),
 }
@@ -170,10 +177,35 @@ impl Gfx {
                     let x0 = backend.upload(0, &noise::gaussian(7, numel))?;
                     let init = InitSequence::parse(SEQUENCE, STEPS)?;
                     let mut sampler = Chords::new(solver, init, x0)?;
-                    let options = RunOptions::default().with_stop(StopRule::All);
+                    let options = RunOptions::default()
+                        .with_stop(StopRule::All)
+                        .with_estimates(true);
+                    // Estimates come slowest core first: the last of a round is the
+                    // fastest core's, the one sent.
+                    let mut fastest: Option<Update> = None;
+                    let mut output_seen = false;
                     let summary =
-                        worker.run(&mut sampler, backend, &model, &options, &mut |e| {
-                            if let Event::Preview(o) | Event::Hit(o) = e {
+                        worker.run(&mut sampler, backend, &model, &options, &mut |e| match e {
+                            Event::Estimate {
+                                round,
+                                core,
+                                latent,
+                                ..
+                            } if !output_seen => {
+                                fastest = Some(Update::Estimate {
+                                    round: *round,
+                                    core: *core,
+                                    latent: latent.clone(),
+                                });
+                            }
+                            Event::RoundFinished { .. } => {
+                                if let Some(estimate) = fastest.take() {
+                                    worker.send(estimate);
+                                }
+                            }
+                            Event::Preview(o) | Event::Hit(o) => {
+                                output_seen = true;
+                                fastest = None;
                                 worker.send(Update::Output(Streamed {
                                     position: o.position,
                                     round: o.round,
@@ -181,6 +213,7 @@ impl Gfx {
                                     latent: o.latent.clone(),
                                 }));
                             }
+                            _ => {}
                         })?;
                     Ok(format!(
                         "{} rounds, {} model calls",
@@ -213,11 +246,24 @@ impl Gfx {
     /// device, draw the texture to the window.
     fn redraw(&mut self) -> Result<(), Box<dyn std::error::Error>> {
         let mut newest = None;
+        let mut estimate = None;
         for update in self.run.poll() {
             match update {
+                Update::Estimate {
+                    round,
+                    core,
+                    latent,
+                } => estimate = Some((round, core, latent)),
                 Update::Output(output) => newest = Some(output),
                 Update::Finished(summary) => self.finished = Some(summary),
             }
+        }
+        if let (None, Some((round, core, latent))) = (&newest, estimate) {
+            self.backend
+                .preview_to_texture(&latent, &self.shape, &self.frame)?;
+            self.window.set_title(&format!(
+                "chords: core {core}'s estimate after round {round}, waiting for the first output"
+            ));
         }
         if let Some(newest) = newest {
             self.backend
