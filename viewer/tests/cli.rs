@@ -1265,6 +1265,56 @@ fn estimate_frames(backend: &str) {
     assert_eq!(pixels, want.pixels);
 }
 
+/// The default model's estimate frames of round 5 already look like each core's final
+/// picture: PSNR against the core's own hit ≥ 15 dB (measured 16.1–19.8 dB; the noisy
+/// points of round 5 are 6–8 dB).
+#[test]
+fn round_5_estimates_of_the_default_model_look_like_the_outputs() {
+    let dir = scratch("estimates-emoji");
+    let out = chords(&[
+        "render",
+        "--frames",
+        "--stop",
+        "all",
+        "--out",
+        dir.to_str().expect("utf-8"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = report(&dir);
+    let mut checked = 0;
+    for hit in r["hits"].as_array().expect("hits") {
+        let core = hit["core"].as_u64().expect("core");
+        let prefix = format!("round005-core{core}-");
+        let Some(frame) = fs::read_dir(dir.join("frames"))
+            .expect("frames")
+            .map(|e| e.expect("entry").path())
+            .find(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(&prefix))
+            })
+        else {
+            continue; // not evaluating yet in round 5
+        };
+        let (_, _, a) = read_png(&frame);
+        let (_, _, b) = read_png(&dir.join(hit["png"].as_str().expect("png")));
+        // RGB only: the alpha channel is opaque in both.
+        let mse = a
+            .chunks(4)
+            .zip(b.chunks(4))
+            .flat_map(|(x, y)| (0..3).map(move |c| (x[c] as f64 - y[c] as f64).powi(2)))
+            .sum::<f64>()
+            / (a.len() / 4 * 3) as f64;
+        let psnr = 10.0 * (255.0f64.powi(2) / mse).log10();
+        assert!(psnr >= 15.0, "{}: {psnr:.1} dB", frame.display());
+        checked += 1;
+    }
+    assert_eq!(checked, 5, "cores 0 to 4 evaluate in round 5");
+}
+
 #[test]
 fn render_frames_show_estimates_by_default() {
     estimate_frames("cpu");
