@@ -378,6 +378,10 @@ fn options_that_do_not_apply_are_refused() {
             vec!["--frame-kind estimate", "give no estimates"],
         ),
         (
+            vec!["view", "--stop", "sometimes", "--out", out],
+            vec!["sometimes", "core-index:N"],
+        ),
+        (
             vec!["bench", "--psnr", "nan", "--out", out],
             vec!["--psnr", "positive, finite"],
         ),

@@ -48,6 +48,10 @@ pub struct ViewArgs {
     /// Initial number of steps.
     #[arg(long)]
     pub steps: Option<usize>,
+    /// Initial stop rule (see `chords render --stop`; default `all`), e.g. `core-index:0`
+    /// to end at the preview: `--screenshot` then shows an early round's estimates.
+    #[arg(long, value_name = "RULE")]
+    pub stop: Option<String>,
     /// Initial seed.
     #[arg(long)]
     pub seed: Option<u64>,
@@ -72,6 +76,7 @@ impl ViewArgs {
             backend: None,
             cores: None,
             steps: None,
+            stop: None,
             seed: None,
             scheduler_config: None,
             mu: None,
@@ -87,6 +92,7 @@ impl ViewArgs {
             backend: self.backend.unwrap_or(d.backend),
             cores: self.cores.unwrap_or(d.cores),
             steps: self.steps.unwrap_or(d.steps),
+            stop: self.stop.clone().unwrap_or(d.stop.clone()),
             seed: self.seed.unwrap_or(d.seed),
             scheduler_config: self
                 .scheduler_config
