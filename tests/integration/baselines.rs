@@ -291,11 +291,13 @@ proptest! {
         let mut sequential = Sequential::new(solver.clone(), x0.clone());
         let (_, reference) = check_run(&mut sequential, &model, 1);
 
-        // ParaDIGMS, τ = 0: at most T rounds, the sequential output up to summation order.
+        // ParaDIGMS, τ = 0: at most T rounds, the sequential output up to summation order
+        // (its Picard sums add up to T f32 terms in another order: a few ulps a step, 1.5e-6
+        // seen for DDIM at T = 32).
         let mut paradigms = Paradigms::new(solver.clone(), k, 0.0, x0.clone()).unwrap();
         let (r, out) = check_run(&mut paradigms, &model, k);
         prop_assert!(r <= steps);
-        prop_assert!(max_abs_diff(&out, &reference) < 1e-6, "{out:?} vs {reference:?}");
+        prop_assert!(max_abs_diff(&out, &reference) < 1e-5, "{out:?} vs {reference:?}");
         // p = 1: exactly T rounds and the sequential output bit for bit.
         let mut one = Paradigms::new(solver.clone(), 1, 0.1, x0.clone()).unwrap();
         prop_assert_eq!(check_run(&mut one, &model, 1), (steps, reference.clone()));
