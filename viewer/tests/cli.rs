@@ -1130,12 +1130,16 @@ fn read_png(path: &Path) -> (usize, usize, Vec<u8>) {
     (info.width as usize, info.height as usize, pixels)
 }
 
-/// `render --frames --frame-kind point` on `backend`: every core's frame of every round,
-/// checked against the latents the run wrote (a core's frame in its hit round is its hit),
-/// and the contact sheet.
-fn frames_match_the_latents(backend: &str) {
-    let dir = scratch(&format!("frames-{backend}"));
-    let out = chords(&[
+/// `render --frames` of the mixture (T = 12, K = 4, to the end) on `backend`, with
+/// `--frame-kind KIND` when given: the output folder, the report and the sorted
+/// frame file names.
+fn render_frames(
+    name: &str,
+    backend: &str,
+    kind: Option<&str>,
+) -> (PathBuf, serde_json::Value, Vec<String>) {
+    let dir = scratch(name);
+    let mut args = vec![
         "render",
         "--model",
         "mixture",
@@ -1148,24 +1152,33 @@ fn frames_match_the_latents(backend: &str) {
         "--stop",
         "all",
         "--frames",
-        "--frame-kind",
-        "point",
-        "--out",
-        dir.to_str().expect("utf-8"),
-    ]);
+    ];
+    if let Some(k) = kind {
+        args.extend(["--frame-kind", k]);
+    }
+    args.extend(["--out", dir.to_str().expect("utf-8")]);
+    let out = chords(&args);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     let r = report(&dir);
-    let frames_dir = dir.join("frames");
-    let mut names: Vec<String> = fs::read_dir(&frames_dir)
+    let mut names: Vec<String> = fs::read_dir(dir.join("frames"))
         .expect("frames folder")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .filter(|n| n.starts_with("round"))
         .collect();
     names.sort();
+    (dir, r, names)
+}
+
+/// `render --frames --frame-kind point` on `backend`: every core's frame of every round,
+/// checked against the latents the run wrote (a core's frame in its hit round is its hit),
+/// and the contact sheet.
+fn frames_match_the_latents(backend: &str) {
+    let (dir, r, names) = render_frames(&format!("frames-{backend}"), backend, Some("point"));
+    let frames_dir = dir.join("frames");
     // Plan of 0-3-6-9 on T = 12 (paper sequence scaled): every active core pictured after
     // every round it took part in; each core's points advance one index per round.
     let rounds = r["rounds"].as_u64().expect("rounds") as usize;
@@ -1216,35 +1229,8 @@ fn render_frames_from_the_preview_kernel_match_the_latents() {
 /// call, named by the evaluated index, and core 0's last one (from index T - 1, one step
 /// to the end, never rectified) is its hit, the sequential solve, pixel for pixel.
 fn estimate_frames(backend: &str) {
-    let dir = scratch(&format!("estimates-{backend}"));
-    let out = chords(&[
-        "render",
-        "--model",
-        "mixture",
-        "--backend",
-        backend,
-        "--steps",
-        "12",
-        "--cores",
-        "4",
-        "--stop",
-        "all",
-        "--frames",
-        "--out",
-        dir.to_str().expect("utf-8"),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let r = report(&dir);
+    let (dir, r, names) = render_frames(&format!("estimates-{backend}"), backend, None);
     let frames_dir = dir.join("frames");
-    let names: Vec<String> = fs::read_dir(&frames_dir)
-        .expect("frames folder")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("round"))
-        .collect();
     assert_eq!(Some(names.len() as u64), r["model_calls"].as_u64());
     let index = |n: &String| -> usize { n[n.len() - 7..n.len() - 4].parse().expect("index") };
     assert_eq!(

@@ -24,7 +24,7 @@ use chords::{
 };
 use chords_burn::WgpuBurnModel;
 use chords_emoji::EmojiModel;
-use chords_wgpu::{DevicePool, DeviceSharing, GpuMixture, PoolOptions, WgpuBackend};
+use chords_wgpu::{DevicePool, DeviceSharing, Gpu, GpuMixture, PoolOptions, WgpuBackend};
 use clap::ValueEnum;
 use serde::Serialize;
 
@@ -237,6 +237,8 @@ pub(super) fn time_everywhere<M: WallModel>(
     let mut rows = Vec::new();
     let mut ks: Vec<usize> = job.cases.iter().map(|c| c.method.cores()).collect();
     ks.dedup();
+    // Probed once, on the first wgpu configuration.
+    let mut device: Option<Result<Arc<Gpu>, String>> = None;
     for &config in configs {
         match config {
             WallConfig::CpuThreads | WallConfig::CpuLanes => {
@@ -261,21 +263,13 @@ pub(super) fn time_everywhere<M: WallModel>(
             }
             WallConfig::WgpuLanes | WallConfig::WgpuPerCore => {
                 let per_core = config == WallConfig::WgpuPerCore;
-                let probe = match DevicePool::new(&PoolOptions::new(64)) {
-                    Ok(p) => p,
+                let gpu = match device.get_or_insert_with(wall_device) {
+                    Ok(gpu) => gpu.clone(),
                     Err(e) => {
                         eprintln!("warning: --wall leaves out {config:?}: {e}");
                         continue;
                     }
                 };
-                // The first hardware adapter, else the first one (lavapipe without a GPU).
-                let gpu = probe
-                    .gpus()
-                    .iter()
-                    .find(|g| g.info().device_type != chords_wgpu::wgpu::DeviceType::Cpu)
-                    .or_else(|| probe.gpus().first())
-                    .context("the device pool has no device")?
-                    .clone();
                 let model = model.batched(true);
                 for &k in &ks {
                     let pool = if per_core {
@@ -327,6 +321,19 @@ pub(super) fn time_everywhere<M: WallModel>(
         }
     }
     Ok(rows)
+}
+
+/// The device the wgpu configurations time: the first hardware adapter's, else the first
+/// one's (lavapipe without a GPU), or why there is none.
+fn wall_device() -> Result<Arc<Gpu>, String> {
+    let probe = DevicePool::new(&PoolOptions::new(64)).map_err(|e| e.to_string())?;
+    probe
+        .gpus()
+        .iter()
+        .find(|g| g.info().device_type != chords_wgpu::wgpu::DeviceType::Cpu)
+        .or_else(|| probe.gpus().first())
+        .cloned()
+        .ok_or_else(|| "the device pool has no device".to_string())
 }
 
 /// Fills in the speed-ups and efficiencies: against each model's fastest sequential row,
