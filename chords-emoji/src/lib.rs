@@ -1,8 +1,9 @@
 //! # chords-emoji
 //!
-//! The built-in model of chords-rs: a small class-conditional flow-matching UNet for 32×32
-//! emoji ([`EmojiNet`]), trained by this project (`chords data`, `chords train`), with its
-//! weights shipped in the crate.
+//! The built-in model of chords-rs: a small flow-matching UNet for 32×32 emoji
+//! ([`EmojiNet`]) that draws the emoji it is asked for, in the Noto or the Twemoji style,
+//! trained by this project (`chords data`, `chords train`), with its weights and its
+//! [`catalog`] of 1906 emoji shipped in the crate.
 //!
 //! [`EmojiModel`] is one user of the generic burn adapter ([`chords_burn::BurnModel`]):
 //! a [`chords::Model`] on the CPU backend with classifier-free guidance, whose round's calls
@@ -11,13 +12,14 @@
 //! and the trainer ([`train`]), the `cuda` feature burn-cuda.
 //!
 //! ```
-//! use chords_emoji::{EmojiModel, class_index, cpu_device};
-//! let model = EmojiModel::shipped(&cpu_device())?.with_class(class_index("smileys")?)?;
-//! assert_eq!(model.class(), 0);
+//! use chords_emoji::{EmojiModel, Style, cpu_device, find_emoji};
+//! let dog = find_emoji("dog")?;
+//! let model = EmojiModel::shipped(&cpu_device())?.with_emoji(dog, Style::Twemoji)?;
+//! assert_eq!(model.emoji(), Some((dog, Style::Twemoji)));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-mod classes;
+mod catalog;
 #[cfg(feature = "train")]
 mod dataset;
 mod net;
@@ -32,12 +34,17 @@ use burn::tensor::{Device, Int, Tensor};
 use chords::{CpuBackend, CpuLatent, Model, ModelError, Request, Timestep};
 use chords_burn::{BurnModel, Guidance, Network, TimeInput};
 
-pub use classes::{CLASSES, NULL_CLASS, category_index, class_index};
-pub use net::EmojiNet;
+pub use catalog::{
+    Emoji, Style, UnknownEmoji, catalog, condition, condition_parts, conditions, find_emoji,
+    null_condition, search,
+};
+pub use net::{CODE, CODE_LEN, EmojiNet};
 
-/// The classifier-free guidance scale used unless one is given: with the shipped weights,
-/// 4 gives recognisable smileys, symbols and flags where 2 gives blobs of the class's colours.
-pub const DEFAULT_GUIDANCE: f32 = 4.0;
+/// The classifier-free guidance scale used unless one is given.
+pub const DEFAULT_GUIDANCE: f32 = 2.0;
+
+/// The emoji drawn unless another is asked for.
+pub const DEFAULT_EMOJI: &str = "grinning";
 
 /// Elements of one emoji latent (3×32×32).
 pub const NUMEL: usize = 3 * 32 * 32;
@@ -66,9 +73,9 @@ pub enum EmojiError {
     Worker(String),
 }
 
-/// The emoji network with a class and a guidance scale, ready to sample: a
-/// [`BurnModel`] of [`EmojiNet`] (σ as its time input, the class as its label, the null
-/// class for guidance). A [`chords::Model`] of the CPU backend; on a wgpu pool,
+/// The emoji network with a condition (an emoji in a style) and a guidance scale, ready to
+/// sample: a [`BurnModel`] of [`EmojiNet`] (σ as its time input, the condition as its label,
+/// the null condition for guidance). A [`chords::Model`] of the CPU backend; on a wgpu pool,
 /// [`chords_burn::WgpuBurnModel::new`] of [`EmojiModel::burn`].
 #[derive(Debug, Clone)]
 pub struct EmojiModel(BurnModel<EmojiNet, 4>);
@@ -80,7 +87,7 @@ impl EmojiModel {
         source_name: &str,
         device: &Device,
     ) -> Result<Self, EmojiError> {
-        let net = net_from_bytes(EmojiNet::new(CLASSES.len(), device), bytes, source_name)?;
+        let net = net_from_bytes(EmojiNet::new(conditions(), device), bytes, source_name)?;
         Ok(Self::from_net(net, device))
     }
 
@@ -102,9 +109,11 @@ impl EmojiModel {
         Self::from_bytes(bytes, &path.display().to_string(), device)
     }
 
-    /// Wraps a network (e.g. one being trained): class 0, guidance [`DEFAULT_GUIDANCE`].
+    /// Wraps a network (e.g. one being trained): condition 0 (the first emoji, in Noto),
+    /// guidance [`DEFAULT_GUIDANCE`].
     pub fn from_net(net: EmojiNet, device: &Device) -> Self {
-        let guidance = Guidance::new(0, NULL_CLASS as i64, DEFAULT_GUIDANCE)
+        let null = net.conditions() as i64;
+        let guidance = Guidance::new(0, null, DEFAULT_GUIDANCE)
             .unwrap_or_else(|_| unreachable!("the default guidance is finite"));
         match BurnModel::new(net, &SHAPE, device) {
             Ok(model) => Self(
@@ -116,22 +125,34 @@ impl EmojiModel {
         }
     }
 
-    /// Samples of class `class` (an index into [`CLASSES`]).
-    pub fn with_class(self, class: usize) -> Result<Self, EmojiError> {
-        if class >= CLASSES.len() {
+    /// Samples of `emoji` (an index into [`catalog`], e.g. from [`find_emoji`]) in `style`.
+    pub fn with_emoji(self, emoji: usize, style: Style) -> Result<Self, EmojiError> {
+        if emoji >= catalog().len() {
             return Err(EmojiError::Input(format!(
-                "class index {class} out of range 0..{}",
-                CLASSES.len()
+                "emoji index {emoji} out of range 0..{}",
+                catalog().len()
+            )));
+        }
+        self.with_condition(condition(emoji, style))
+    }
+
+    /// Samples of condition `condition` (see [`condition`]; the null condition samples
+    /// unconditionally).
+    pub fn with_condition(self, condition: usize) -> Result<Self, EmojiError> {
+        if condition > self.net().conditions() {
+            return Err(EmojiError::Input(format!(
+                "condition {condition} out of range 0..={}",
+                self.net().conditions()
             )));
         }
         let scale = self.guidance_scale();
-        self.guide(class, scale)
+        self.guide(condition, scale)
     }
 
     /// Classifier-free guidance scale (1: plain conditional, 0: unconditional).
     pub fn with_guidance(self, guidance: f32) -> Result<Self, EmojiError> {
-        let class = self.class();
-        self.guide(class, guidance)
+        let condition = self.condition();
+        self.guide(condition, guidance)
     }
 
     /// Whether a round's calls run as one stacked forward pass (default) or one pass each.
@@ -149,9 +170,14 @@ impl EmojiModel {
         self.0.net()
     }
 
-    /// The class it samples.
-    pub fn class(&self) -> usize {
+    /// The condition it samples.
+    pub fn condition(&self) -> usize {
         self.0.guidance().map_or(0, |g| g.label as usize)
+    }
+
+    /// The emoji and style it samples (`None` for the null condition).
+    pub fn emoji(&self) -> Option<(usize, Style)> {
+        condition_parts(self.condition())
     }
 
     /// The guidance scale.
@@ -180,8 +206,9 @@ impl EmojiModel {
             .map_err(|e| EmojiError::Input(e.to_string()))
     }
 
-    fn guide(self, class: usize, scale: f32) -> Result<Self, EmojiError> {
-        let guidance = Guidance::new(class as i64, NULL_CLASS as i64, scale)
+    fn guide(self, condition: usize, scale: f32) -> Result<Self, EmojiError> {
+        let null = self.net().conditions() as i64;
+        let guidance = Guidance::new(condition as i64, null, scale)
             .map_err(|e| EmojiError::Input(e.to_string()))?;
         Ok(Self(self.0.with_guidance(Some(guidance))))
     }
@@ -191,7 +218,7 @@ impl Network<4> for EmojiNet {
     fn forward(&self, x: Tensor<4>, sigma: Tensor<1>, labels: Option<Tensor<1, Int>>) -> Tensor<4> {
         let labels = labels.unwrap_or_else(|| {
             let [b, ..] = x.dims();
-            Tensor::<1, Int>::full([b], NULL_CLASS as i64, &x.device())
+            Tensor::<1, Int>::full([b], self.conditions() as i64, &x.device())
         });
         EmojiNet::forward(self, x, sigma, labels)
     }

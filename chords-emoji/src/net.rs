@@ -1,5 +1,5 @@
 //! The emoji network: a compact UNet predicting the flow-matching velocity of a 3×32×32
-//! picture, conditioned on σ and on the emoji category (with a null class for
+//! picture, conditioned on σ and on one emoji in one style (with a null condition for
 //! classifier-free guidance).
 //!
 //! Written once over burn's device-dispatched tensors, so the same module runs on
@@ -11,6 +11,14 @@
 //! `              ↓ conv s2 → res(32) ──────────────────────────── concat → res(96→32) ↑ ×2`
 //! `                            ↓ conv s2 → res(64) → + → attention → res(64) ↑ ×2`
 //! `                                              ↓ conv s2 → res(96) → attention → 1×1 ↑ ×2`
+//!
+//! Each condition is a learned 3×8×8 *code* (one row of [`EmojiNet`]'s code table), started
+//! from an 8×8 thumbnail of its training picture ([`EmojiNet::with_codes`]). The code enters
+//! three times: upsampled beside the input at 32×32, at the 8×8 level, and through the σ
+//! embedding. Spatial codes let one small network tell 3812 pictures apart where one
+//! embedding vector per category could not (the categories' pictures never became
+//! recognisable). Each of the three entries starts at zero, so weights of the network before
+//! codes (its category embedding left out) load and it starts as that network, unconditioned.
 //!
 //! The self-attention over the 8×8 cells gives every cell the whole picture as context, the
 //! coherence an emoji's one large shape needs; the [`Coarse`] level adds wide features at
@@ -30,8 +38,12 @@ use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions, PadMode};
 use burn::tensor::{Device, Int, Tensor};
 
-/// Width of the σ and class embedding.
+/// Width of the σ and condition embedding.
 const EMBED: usize = 128;
+/// Shape of one condition's code.
+pub const CODE: [usize; 3] = [3, 8, 8];
+/// Values of one condition's code.
+pub const CODE_LEN: usize = CODE[0] * CODE[1] * CODE[2];
 /// Width of the sinusoidal σ features.
 const FREQUENCIES: usize = 32;
 /// Heads of the middle self-attention.
@@ -220,9 +232,14 @@ impl Coarse {
 
 /// Nearest-neighbour upsampling by 2 in both directions.
 fn upsample2(x: Tensor<4>) -> Tensor<4> {
+    upsample(x, 2.0)
+}
+
+/// Nearest-neighbour upsampling by `factor` in both directions.
+fn upsample(x: Tensor<4>, factor: f32) -> Tensor<4> {
     interpolate(
         x,
-        InterpolateOptions::new(InterpolateMode::Nearest).with_scale_factor([2.0, 2.0]),
+        InterpolateOptions::new(InterpolateMode::Nearest).with_scale_factor([factor, factor]),
     )
 }
 
@@ -231,7 +248,14 @@ fn upsample2(x: Tensor<4>) -> Tensor<4> {
 pub struct EmojiNet {
     sigma_in: Linear,
     sigma_out: Linear,
-    class: Embedding,
+    /// One learned 3×8×8 code per condition, the null condition last.
+    code: Embedding,
+    /// The code's entry into the embedding.
+    code_embed: Linear,
+    /// The code's entry beside the input (upsampled to 32×32).
+    code_in: Conv2d,
+    /// The code's entry at the 8×8 level.
+    code_middle: Conv2d,
     conv_in: Conv2d,
     down1: ResBlock,
     pool1: Conv2d,
@@ -248,12 +272,23 @@ pub struct EmojiNet {
 }
 
 impl EmojiNet {
-    /// A freshly initialised network for `classes` categories (plus one null class).
-    pub fn new(classes: usize, device: &Device) -> Self {
+    /// A freshly initialised network for `conditions` conditions (plus the null one, last),
+    /// their codes random until [`with_codes`](Self::with_codes).
+    pub fn new(conditions: usize, device: &Device) -> Self {
+        let zero_conv = |output: usize| {
+            conv3_config(CODE[0], output, 1)
+                .with_initializer(Initializer::Zeros)
+                .init(device)
+        };
         Self {
             sigma_in: LinearConfig::new(2 * FREQUENCIES, EMBED).init(device),
             sigma_out: LinearConfig::new(EMBED, EMBED).init(device),
-            class: EmbeddingConfig::new(classes + 1, EMBED).init(device),
+            code: EmbeddingConfig::new(conditions + 1, CODE_LEN).init(device),
+            code_embed: LinearConfig::new(CODE_LEN, EMBED)
+                .with_initializer(Initializer::Zeros)
+                .init(device),
+            code_in: zero_conv(16),
+            code_middle: zero_conv(64),
             conv_in: conv3(3, 16, 1, device),
             down1: ResBlock::new(16, 16, device),
             pool1: conv3(16, 32, 2, device),
@@ -270,9 +305,37 @@ impl EmojiNet {
         }
     }
 
-    /// The velocity at `x` (B×3×32×32) for noise levels `sigma` (B) and classes `class` (B;
-    /// the null class is `classes`).
-    pub fn forward(&self, x: Tensor<4>, sigma: Tensor<1>, class: Tensor<1, Int>) -> Tensor<4> {
+    /// The number of conditions (the null condition not counted).
+    pub fn conditions(&self) -> usize {
+        self.code.weight.dims()[0] - 1
+    }
+
+    /// The code table: one row of [`CODE_LEN`] values per condition, the null condition's last.
+    pub fn codes(&self) -> Tensor<2> {
+        self.code.weight.val()
+    }
+
+    /// The network with its code table replaced by `codes`, `(conditions + 1) · CODE_LEN`
+    /// values (the null condition's last), e.g. thumbnails of the training pictures.
+    pub fn with_codes(mut self, codes: &[f32]) -> Result<Self, crate::EmojiError> {
+        let rows = self.conditions() + 1;
+        if codes.len() != rows * CODE_LEN {
+            return Err(crate::EmojiError::Input(format!(
+                "{} code values for {rows} codes of {CODE_LEN}",
+                codes.len()
+            )));
+        }
+        let data = burn::tensor::TensorData::new(codes.to_vec(), [rows, CODE_LEN]);
+        self.code.weight = self.code.weight.map(|old| {
+            let trained = old.is_require_grad();
+            Tensor::<2>::from_data(data, &old.device()).set_require_grad(trained)
+        });
+        Ok(self)
+    }
+
+    /// The velocity at `x` (B×3×32×32) for noise levels `sigma` (B) and conditions
+    /// `condition` (B; the null condition is [`conditions`](Self::conditions)).
+    pub fn forward(&self, x: Tensor<4>, sigma: Tensor<1>, condition: Tensor<1, Int>) -> Tensor<4> {
         let device = x.device();
         let batch = x.dims()[0];
         // Sinusoidal features of σ·1000 at geometric frequencies.
@@ -285,20 +348,21 @@ impl EmojiNet {
         let emb = self
             .sigma_out
             .forward(silu(self.sigma_in.forward(features)));
-        let emb = silu(
-            emb + self
-                .class
-                .forward(class.reshape([batch, 1]))
-                .reshape([batch, EMBED]),
-        );
+        let [c, h, w] = CODE;
+        let code = self
+            .code
+            .forward(condition.reshape([batch, 1]))
+            .reshape([batch, CODE_LEN]);
+        let emb = silu(emb + self.code_embed.forward(code.clone()));
+        let code = code.reshape([batch, c, h, w]);
 
-        let h0 = self.down1.forward(conv(&self.conv_in, x), emb.clone());
+        let input = conv(&self.conv_in, x) + conv(&self.code_in, upsample(code.clone(), 4.0));
+        let h0 = self.down1.forward(input, emb.clone());
         let h1 = self
             .down2
             .forward(conv(&self.pool1, h0.clone()), emb.clone());
-        let h2 = self
-            .middle
-            .forward(conv(&self.pool2, h1.clone()), emb.clone());
+        let middle = conv(&self.pool2, h1.clone()) + conv(&self.code_middle, code);
+        let h2 = self.middle.forward(middle, emb.clone());
         let h2 = self.coarse.forward(h2, emb.clone());
         let h2 = self
             .middle2

@@ -2,10 +2,10 @@
 //!
 //! For a picture `x` and noise `ε`, a noise level σ is drawn from a logit-normal
 //! distribution (as SD3 does), `x_σ = (1-σ)·x + σ·ε`, and the network regresses the velocity
-//! `ε - x` (mean squared error). The class is replaced by the null class with probability
-//! 0.1 so the same network also learns the unconditional velocity that classifier-free
-//! guidance needs. Pictures of classes without writing or a direction are mirrored left to
-//! right half of the time. Optimiser: Adam, with an optional cosine decay of the learning rate
+//! `ε - x` (mean squared error). The condition (an emoji in a style) is replaced by the null
+//! condition with probability 0.1 so the same network also learns the unconditional velocity
+//! that classifier-free guidance needs. A fresh run starts each condition's code at the 8×8
+//! thumbnail of its picture ([`Trainer::start_codes`]). Optimiser: Adam, with an optional cosine decay of the learning rate
 //! ([`LrDecay`]). The trainer also keeps an exponential moving average of the weights
 //! ([`TrainConfig::ema`]): sampling from the average is steadier than from the last step's
 //! weights, which wander with the optimiser's noise. Everything random comes from one seeded
@@ -22,7 +22,7 @@ use burn::store::ModuleRecord;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 pub use crate::dataset::Dataset;
-use crate::{CLASSES, EmojiError, EmojiNet, NULL_CLASS, NUMEL};
+use crate::{EmojiError, EmojiNet, NUMEL, conditions, null_condition};
 
 /// The run's random numbers; its state is stored in checkpoints.
 type Rng = chords::noise::SplitMix64;
@@ -31,19 +31,12 @@ fn below(rng: &mut Rng, n: usize) -> usize {
     (rng.uniform() * n as f64) as usize % n.max(1)
 }
 
-/// Whether pictures of this class are mirrored (left to right) half of the time, to double
-/// the variety the network sees: all classes but symbols (writing, arrows) and flags.
-fn mirrored(class: usize) -> bool {
-    !matches!(CLASSES[class].0, "symbols" | "flags")
-}
-
 /// What a batch is for.
 #[derive(Debug, Clone, Copy)]
 enum Draw {
-    /// A training step: the class is dropped with this probability, and pictures of
-    /// [`mirrored`] classes are mirrored half of the time.
-    Training { drop_class: f64 },
-    /// The held-out loss: the pictures as they are, with their classes.
+    /// A training step: the condition is dropped with this probability.
+    Training { drop_condition: f64 },
+    /// The evaluation loss: every picture with its condition.
     Evaluation,
 }
 
@@ -54,8 +47,8 @@ struct Batch {
     x: Vec<f32>,
     /// The noise level of each picture.
     sigma: Vec<f32>,
-    /// The class of each picture (the null class where dropped).
-    class: Vec<i64>,
+    /// The condition of each picture (the null condition where dropped).
+    condition: Vec<i64>,
     /// The velocity to regress, `ε - x`.
     target: Vec<f32>,
 }
@@ -71,7 +64,7 @@ impl Batch {
         Batch {
             x: self.x[values.clone()].to_vec(),
             sigma: self.sigma[range.clone()].to_vec(),
-            class: self.class[range].to_vec(),
+            condition: self.condition[range].to_vec(),
             target: self.target[values].to_vec(),
         }
     }
@@ -82,9 +75,9 @@ impl Batch {
         let b = self.len();
         let x = Tensor::<4>::from_data(TensorData::new(self.x, [b, 3, 32, 32]), device);
         let sigma = Tensor::<1>::from_data(TensorData::new(self.sigma, [b]), device);
-        let class = Tensor::<1, Int>::from_data(TensorData::new(self.class, [b]), device);
+        let condition = Tensor::<1, Int>::from_data(TensorData::new(self.condition, [b]), device);
         let target = Tensor::<4>::from_data(TensorData::new(self.target, [b, 3, 32, 32]), device);
-        let v = net.forward(x, sigma, class);
+        let v = net.forward(x, sigma, condition);
         (v - target)
             .powi_scalar(2)
             .sum()
@@ -94,9 +87,9 @@ impl Batch {
 
 /// Draws the flow-matching inputs of the pictures `indices`.
 fn batch(data: &Dataset, indices: &[usize], rng: &mut Rng, draw: Draw) -> Batch {
-    let (drop_class, mirroring) = match draw {
-        Draw::Training { drop_class } => (drop_class, true),
-        Draw::Evaluation => (0.0, false),
+    let drop_condition = match draw {
+        Draw::Training { drop_condition } => drop_condition,
+        Draw::Evaluation => 0.0,
     };
     let b = indices.len();
     let noise = chords::noise::gaussian(rng.next_u64(), b * NUMEL);
@@ -104,24 +97,20 @@ fn batch(data: &Dataset, indices: &[usize], rng: &mut Rng, draw: Draw) -> Batch 
         x: Vec::with_capacity(b * NUMEL),
         target: Vec::with_capacity(b * NUMEL),
         sigma: Vec::with_capacity(b),
-        class: Vec::with_capacity(b),
+        condition: Vec::with_capacity(b),
     };
     for (k, &i) in indices.iter().enumerate() {
         // Logit-normal σ: sigmoid of a standard normal (Box–Muller from two uniforms).
         let z = (-2.0 * rng.uniform().ln()).sqrt() * (std::f64::consts::TAU * rng.uniform()).cos();
         let s = (1.0 / (1.0 + (-z).exp())) as f32;
         let eps = &noise[k * NUMEL..(k + 1) * NUMEL];
-        let picture = data.picture(i);
-        let mirror = mirroring && mirrored(data.labels[i]) && rng.uniform() < 0.5;
-        for (j, &e) in eps.iter().enumerate() {
-            // Pixel j of the picture, or of its mirror image (column 31 - column).
-            let d = if mirror { picture[j ^ 31] } else { picture[j] };
+        for (&d, &e) in data.picture(i).iter().zip(eps) {
             batch.x.push((1.0 - s) * d + s * e);
             batch.target.push(e - d);
         }
         batch.sigma.push(s);
-        batch.class.push(if rng.uniform() < drop_class {
-            NULL_CLASS as i64
+        batch.condition.push(if rng.uniform() < drop_condition {
+            null_condition() as i64
         } else {
             data.labels[i] as i64
         });
@@ -137,8 +126,8 @@ pub struct TrainConfig {
     pub batch: usize,
     /// Adam learning rate.
     pub learning_rate: f64,
-    /// Probability of training a picture as the null class.
-    pub drop_class: f64,
+    /// Probability of training a picture with the null condition.
+    pub drop_condition: f64,
     /// Seed of the run.
     pub seed: u64,
     /// Decay of the learning rate; `None` keeps it constant.
@@ -157,7 +146,7 @@ impl Default for TrainConfig {
         Self {
             batch: 32,
             learning_rate: 1e-3,
-            drop_class: 0.1,
+            drop_condition: 0.1,
             seed: 0,
             decay: None,
             ema: 0.999,
@@ -275,7 +264,7 @@ impl Trainer {
         let device = device.clone().autodiff();
         // Seeded initial weights: two runs with one seed are the same run.
         device.seed(config.seed);
-        let net = EmojiNet::new(CLASSES.len(), &device);
+        let net = EmojiNet::new(conditions(), &device);
         Self {
             average: net.valid(),
             net,
@@ -292,9 +281,10 @@ impl Trainer {
     /// from burnpack `bytes` (e.g. the shipped weights) instead of random ones: fine-tuning.
     ///
     /// The weights may lack some of the network's blocks (weights of an earlier, smaller
-    /// version of it): those start fresh, as the identity (see [`EmojiNet`]), and a warning
-    /// says how many tensors came from `bytes`. A tensor the network does not have, or of
-    /// another shape, is refused.
+    /// version of it): those start fresh, as the identity (see [`EmojiNet`]). They may also
+    /// hold tensors this network no longer has (the category embedding of the network before
+    /// codes): those are left out. A warning says how many of the network's tensors came from
+    /// `bytes`; weights that hold none of them are refused, and so is a tensor of another shape.
     pub fn from_weights(
         config: TrainConfig,
         device: &Device,
@@ -310,18 +300,34 @@ impl Trainer {
         if record.is_empty() {
             return Err(bad("holds no tensors".into()));
         }
-        let (held, total) = (record.len(), trainer.net.clone().into_record().len());
+        let fresh = tensors(&trainer.net);
         trainer.net = trainer
             .net
-            .try_load_record(record.allow_partial(true))
+            .try_load_record(record.allow_partial(true).allow_unused(true))
             .map_err(|e| bad(e.to_string()))?;
-        if held < total {
+        let loaded = tensors(&trainer.net);
+        let landed = fresh.iter().zip(&loaded).filter(|(a, b)| a != b).count();
+        if landed == 0 {
+            return Err(bad("holds none of the emoji network's tensors".into()));
+        }
+        if landed < fresh.len() {
             tracing::warn!(
-                "{source_name} holds {held} of the network's {total} tensors; the blocks it lacks start as the identity"
+                "{source_name} set {landed} of the network's {} tensors; the others start fresh",
+                fresh.len()
             );
         }
         trainer.average = trainer.net.valid();
         Ok(trainer)
+    }
+
+    /// Starts each condition's code at the thumbnail of its picture in `data` (zero for the
+    /// null condition and for conditions without a picture), in the network and its average:
+    /// the network begins knowing roughly what each condition looks like.
+    pub fn start_codes(&mut self, data: &Dataset) -> Result<(), EmojiError> {
+        let codes = data.thumbnails(self.net.conditions() + 1);
+        self.net = self.net.clone().with_codes(&codes)?;
+        self.average = self.net.valid();
+        Ok(())
     }
 
     /// Resumes from a checkpoint directory written by [`save`](Self::save).
@@ -403,7 +409,7 @@ impl Trainer {
             &indices,
             &mut rng,
             Draw::Training {
-                drop_class: self.config.drop_class,
+                drop_condition: self.config.drop_condition,
             },
         );
         let (value, grads) = self.gradients(&batch)?;
@@ -449,15 +455,15 @@ impl Trainer {
         Ok((value, sum.grads()))
     }
 
-    /// The loss of the last step's weights over the whole held-out set, with fixed noise
+    /// The loss of the last step's weights over all of `data`, with fixed noise
     /// (comparable between steps).
-    pub fn held_out_loss(&self, data: &Dataset) -> Result<f32, EmojiError> {
-        held_out_loss(&self.net.valid(), &self.plain, data)
+    pub fn evaluation_loss(&self, data: &Dataset) -> Result<f32, EmojiError> {
+        evaluation_loss(&self.net.valid(), &self.plain, data)
     }
 
     /// The same for the moving average of the weights.
-    pub fn averaged_held_out_loss(&self, data: &Dataset) -> Result<f32, EmojiError> {
-        held_out_loss(&self.average, &self.plain, data)
+    pub fn averaged_evaluation_loss(&self, data: &Dataset) -> Result<f32, EmojiError> {
+        evaluation_loss(&self.average, &self.plain, data)
     }
 
     /// Writes `model.bpk`, `average.bpk`, `optim.bpk` and `state.txt` into `dir`.
@@ -504,8 +510,8 @@ impl Trainer {
     }
 }
 
-/// The mean loss of `net` over all of `data`, with fixed noise and no class dropped.
-fn held_out_loss(net: &EmojiNet, device: &Device, data: &Dataset) -> Result<f32, EmojiError> {
+/// The mean loss of `net` over all of `data`, with fixed noise and no condition dropped.
+fn evaluation_loss(net: &EmojiNet, device: &Device, data: &Dataset) -> Result<f32, EmojiError> {
     let mut total = 0.0;
     let mut rng = Rng::new(0x5EED);
     let all: Vec<usize> = (0..data.len()).collect();
@@ -522,6 +528,16 @@ fn scalar(t: Tensor<1>) -> Result<f32, EmojiError> {
         .ok()
         .and_then(|v| v.first().copied())
         .ok_or_else(|| EmojiError::Input("empty loss".into()))
+}
+
+/// Each float parameter's values, in visiting order.
+fn tensors(net: &EmojiNet) -> Vec<Vec<f32>> {
+    let mut flat = Flatten(VecDeque::new());
+    net.visit(&mut flat);
+    flat.0
+        .into_iter()
+        .map(|t| t.into_data().try_to_vec::<f32>().unwrap_or_default())
+        .collect()
 }
 
 /// A worker's result, its panic turned into [`EmojiError::Worker`].
@@ -562,73 +578,11 @@ mod tests {
             .collect()
     }
 
-    /// The clean pictures of a batch, recovered as `x_σ - σ·(ε - x)`.
-    fn clean_pictures(
-        data: &Dataset,
-        indices: &[usize],
-        rng: &mut Rng,
-        draw: Draw,
-    ) -> Vec<Vec<f32>> {
-        let batch = batch(data, indices, rng, draw);
-        (0..indices.len())
-            .map(|k| {
-                let part = k * NUMEL..(k + 1) * NUMEL;
-                batch.x[part.clone()]
-                    .iter()
-                    .zip(&batch.target[part])
-                    .map(|(x, v)| x - batch.sigma[k] * v)
-                    .collect()
-            })
-            .collect()
-    }
-
-    #[test]
-    fn training_mirrors_half_of_the_pictures_except_symbols_and_flags() {
-        // Pixel value = its column, so a mirrored picture has 31 - column.
-        let picture: Vec<f32> = (0..NUMEL).map(|j| (j % 32) as f32).collect();
-        let mirror: Vec<f32> = (0..NUMEL).map(|j| (31 - j % 32) as f32).collect();
-        let classes = [0, 2, 7, 8]; // smileys, animals, symbols, flags
-        let data = Dataset {
-            images: classes.iter().flat_map(|_| picture.clone()).collect(),
-            labels: classes.to_vec(),
-        };
-        let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(a, b)| (a - b).abs() < 1e-4);
-        let count_mirrored = |draw: Draw, rng: &mut Rng| {
-            let mut count = [0; 4];
-            for _ in 0..100 {
-                let pictures = clean_pictures(&data, &[0, 1, 2, 3], rng, draw);
-                for (k, got) in pictures.iter().enumerate() {
-                    if close(got, &mirror) {
-                        count[k] += 1;
-                    } else {
-                        assert!(
-                            close(got, &picture),
-                            "class {}: neither picture",
-                            classes[k]
-                        );
-                    }
-                }
-            }
-            count
-        };
-        let mut rng = Rng::new(5);
-        let training = count_mirrored(Draw::Training { drop_class: 0.1 }, &mut rng);
-        for count in &training[..2] {
-            assert!((30..=70).contains(count), "{training:?}");
-        }
-        assert_eq!(training[2..], [0, 0], "symbols and flags never mirrored");
-        let evaluation = count_mirrored(Draw::Evaluation, &mut rng);
-        assert_eq!(
-            evaluation, [0; 4],
-            "the held-out loss sees the pictures as they are"
-        );
-    }
-
-    /// Eight pictures of noise from `seed`, labelled in turn with the first `classes` classes.
-    fn noise_pictures(seed: u64, classes: usize) -> Dataset {
+    /// Eight pictures of noise from `seed`, with the first `conditions` conditions in turn.
+    fn noise_pictures(seed: u64, conditions: usize) -> Dataset {
         Dataset {
             images: chords::noise::gaussian(seed, 8 * NUMEL),
-            labels: (0..8).map(|i| i % classes).collect(),
+            labels: (0..8).map(|i| i % conditions).collect(),
         }
     }
 
@@ -741,9 +695,9 @@ mod tests {
         assert!(err.to_string().contains("bad.bpk"), "{err}");
     }
 
-    /// Weights without the middle attention, the second middle block and the coarse level
-    /// (those of the network before they were added) load, and the network computes what
-    /// the source network computed; weights of another module are refused.
+    /// Weights without the codes, the middle attention, the second middle block and the
+    /// coarse level (those of the network before they were added) load, and the network
+    /// computes what the source network computed; weights of another module are refused.
     #[test]
     fn weights_lacking_the_grown_blocks_start_as_the_network_they_came_from() {
         use burn::module::ParamGroup;
@@ -761,15 +715,15 @@ mod tests {
             device.seed(3);
             let x = Tensor::<4>::random([2, 3, 32, 32], Distribution::Default, &device);
             let sigma = Tensor::<1>::from_floats([0.3, 0.9], &device);
-            let class = Tensor::<1, Int>::from_ints([0, 4], &device);
-            net.forward(x, sigma, class)
+            let condition = Tensor::<1, Int>::from_ints([0, 4], &device);
+            net.forward(x, sigma, condition)
                 .into_data()
                 .try_to_vec::<f32>()
                 .unwrap()
         };
         let expected = velocity(&source);
         let older = ParamGroup::from_any_regexes(vec![
-            r"^(sigma_in|sigma_out|class|conv_in|down1|pool1|down2|pool2|middle|up2|up1|norm_out|conv_out)\.",
+            r"^(sigma_in|sigma_out|conv_in|down1|pool1|down2|pool2|middle|up2|up1|norm_out|conv_out)\.",
         ])
         .unwrap();
         let record = source.into_record_group(older);
@@ -793,5 +747,54 @@ mod tests {
         let err =
             Trainer::from_weights(TrainConfig::default(), &device, bytes, "other.bpk").unwrap_err();
         assert!(err.to_string().contains("other.bpk"), "{err}");
+    }
+
+    /// Weights of the network before codes, with its category embedding (`class`), load:
+    /// the embedding is left out and the rest lands.
+    #[test]
+    fn weights_of_the_category_network_load_without_their_embedding() {
+        use burn::nn::{Embedding, EmbeddingConfig};
+        #[derive(Module, Debug)]
+        struct CategoryNet {
+            class: Embedding,
+            conv_in: burn::nn::conv::Conv2d,
+        }
+        let device = crate::cpu_device();
+        let old = CategoryNet {
+            class: EmbeddingConfig::new(10, 128).init(&device),
+            conv_in: burn::nn::conv::Conv2dConfig::new([3, 16], [3, 3]).init(&device),
+        };
+        let conv_in = tensors_of(&old.conv_in);
+        let bytes = old.into_record().into_bytes().unwrap().to_vec();
+        let trainer =
+            Trainer::from_weights(TrainConfig::default(), &device, bytes, "category.bpk").unwrap();
+        let net = trainer.net();
+        let all = tensors(&net);
+        assert!(conv_in.iter().all(|t| all.contains(t)), "conv_in landed");
+    }
+
+    fn tensors_of<M: Module>(module: &M) -> Vec<Vec<f32>> {
+        let mut flat = Flatten(VecDeque::new());
+        module.visit(&mut flat);
+        flat.0
+            .into_iter()
+            .map(|t| t.into_data().try_to_vec::<f32>().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn a_fresh_run_starts_each_code_at_its_thumbnail() {
+        let mut data = noise_pictures(6, 8);
+        data.labels = vec![3, 0, 5, 1, 2, 6, 4, 7];
+        let mut trainer = Trainer::new(TrainConfig::default(), &crate::cpu_device());
+        trainer.start_codes(&data).unwrap();
+        let expected = data.thumbnails(trainer.net().conditions() + 1);
+        let codes = |net: &EmojiNet| net.codes().into_data().try_to_vec::<f32>().unwrap();
+        assert_eq!(codes(&trainer.net()), expected);
+        assert_eq!(codes(&trainer.averaged_net()), expected);
+        // Training moves the codes: they are parameters.
+        trainer.step(&data).unwrap();
+        trainer.step(&data).unwrap();
+        assert_ne!(codes(&trainer.net()), expected);
     }
 }

@@ -12,7 +12,7 @@ use chords::{
     noise, run,
 };
 use chords_emoji::train::{Dataset, TrainConfig, Trainer};
-use chords_emoji::{EmojiModel, NUMEL, class_index, cpu_device};
+use chords_emoji::{EmojiModel, NUMEL, Style, cpu_device, find_emoji};
 
 /// The shipped weights, as burnpack bytes.
 fn weights() -> Vec<u8> {
@@ -22,7 +22,7 @@ fn weights() -> Vec<u8> {
 fn model(bytes: &[u8], device: &Device) -> EmojiModel {
     EmojiModel::from_bytes(bytes.to_vec(), "test weights", device)
         .unwrap()
-        .with_class(class_index("food").unwrap())
+        .with_emoji(find_emoji("pizza").unwrap(), Style::Noto)
         .unwrap()
 }
 
@@ -101,11 +101,8 @@ fn missing_and_corrupt_weights_are_named() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("corrupt.bpk"), "{err}");
-    assert!(
-        class_index("dragons")
-            .unwrap_err()
-            .contains("smileys, people")
-    );
+    let err = find_emoji("pizzza").unwrap_err();
+    assert!(err.closest.contains(&"pizza"), "{err}");
 }
 
 /// A data set of seeded noise pictures (clamped to [-1, 1]), one per label.
@@ -121,7 +118,7 @@ fn noise_dataset(seed: u64, labels: Vec<usize>) -> Dataset {
 
 #[test]
 fn training_resumes_exactly() {
-    // 24 random pictures in 3 classes; 4 steps straight vs 2 + save + resume + 2, each step
+    // 24 random pictures of 3 conditions; 4 steps straight vs 2 + save + resume + 2, each step
     // on two threads.
     let data = noise_dataset(9, (0..24).map(|i| i % 3).collect());
     let mut config = TrainConfig::default();
@@ -146,20 +143,20 @@ fn training_resumes_exactly() {
         "a resumed run continues exactly"
     );
     assert_eq!(
-        resumed.averaged_held_out_loss(&data).unwrap(),
-        straight.averaged_held_out_loss(&data).unwrap(),
+        resumed.averaged_evaluation_loss(&data).unwrap(),
+        straight.averaged_evaluation_loss(&data).unwrap(),
         "and so does the moving average of its weights"
     );
     assert_ne!(
-        straight.averaged_held_out_loss(&data).unwrap(),
-        straight.held_out_loss(&data).unwrap()
+        straight.averaged_evaluation_loss(&data).unwrap(),
+        straight.evaluation_loss(&data).unwrap()
     );
     let _ = std::fs::remove_dir_all(dir);
 }
 
 /// Training steps on burn-wgpu (lavapipe here) compute what they compute on burn-ndarray:
 /// from the shipped weights, the same two steps give the same losses, the second one after
-/// an update, and the same held-out loss after them.
+/// an update, and the same evaluation loss after them.
 #[test]
 fn training_on_wgpu_matches_ndarray() {
     let data = noise_dataset(11, vec![0, 2, 5, 7]);
@@ -171,7 +168,7 @@ fn training_on_wgpu_matches_ndarray() {
         let mut trainer = Trainer::from_weights(config.clone(), device, weights(), "shipped")
             .expect("shipped weights load");
         let losses: Vec<f32> = (0..2).map(|_| trainer.step(&data).unwrap()).collect();
-        (losses, trainer.held_out_loss(&data).unwrap())
+        (losses, trainer.evaluation_loss(&data).unwrap())
     };
     let ((cpu_losses, cpu_held), (gpu_losses, gpu_held)) = (run(&cpu_device()), run(&wgpu));
     for (a, b) in cpu_losses.iter().zip(&gpu_losses) {
@@ -182,7 +179,7 @@ fn training_on_wgpu_matches_ndarray() {
     }
     assert!(
         (cpu_held - gpu_held).abs() < 1e-3 * cpu_held,
-        "held-out loss after two steps, ndarray {cpu_held} vs wgpu {gpu_held}"
+        "evaluation loss after two steps, ndarray {cpu_held} vs wgpu {gpu_held}"
     );
     assert_ne!(cpu_losses[0], cpu_losses[1], "the batches differ");
 }

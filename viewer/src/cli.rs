@@ -30,6 +30,11 @@ pub enum Command {
     Data(crate::data::DataArgs),
     /// Train the emoji model.
     Train(crate::train::TrainArgs),
+    /// List the emoji the built-in model draws (names for --emoji).
+    Emojis(crate::emojis::EmojisArgs),
+    /// Measure how recognisable the emoji model's pictures are: the share of samples whose
+    /// nearest training picture is the emoji asked for.
+    Retrieval(crate::retrieval::RetrievalArgs),
     /// Every sampler at 4, 6 and 8 cores on the built-in models: the paper's tables.
     Bench(crate::bench::BenchArgs),
 }
@@ -109,7 +114,7 @@ pub enum SamplerKind {
 pub enum ModelKind {
     /// The exact denoiser of a Gaussian mixture (--means, --sigma-data).
     Mixture,
-    /// The emoji flow-matching network (--weights, --class, --guidance).
+    /// The emoji flow-matching network (--emoji, --style, --weights, --guidance).
     Emoji,
 }
 
@@ -149,11 +154,14 @@ pub struct RenderArgs {
     /// solver is a VP one).
     #[arg(long, value_enum)]
     pub model: Option<ModelKind>,
-    /// Emoji class: smileys (default), people, animals, food, travel, activities, objects,
-    /// symbols, flags.
-    #[arg(long)]
-    pub class: Option<String>,
-    /// Classifier-free guidance scale of the emoji model (1: none; default 4).
+    /// The emoji to draw: its short name (`dog`, `:dog:`, `thumbsup`) or the emoji itself
+    /// (default: grinning; `chords emojis` lists them).
+    #[arg(long, value_name = "NAME")]
+    pub emoji: Option<String>,
+    /// The emoji's drawing style (default: noto).
+    #[arg(long, value_name = "noto|twemoji")]
+    pub style: Option<String>,
+    /// Classifier-free guidance scale of the emoji model (1: none; default 2).
     #[arg(long, allow_negative_numbers = true)]
     pub guidance: Option<f32>,
     /// Emoji weights file (burnpack, written by `chords train`; default: the shipped weights).
@@ -238,9 +246,14 @@ impl RenderArgs {
 }
 
 impl RenderArgs {
-    /// The emoji class (default smileys).
-    pub fn class(&self) -> &str {
-        self.class.as_deref().unwrap_or("smileys")
+    /// The emoji asked for (default: grinning).
+    pub fn emoji(&self) -> &str {
+        self.emoji.as_deref().unwrap_or(chords_emoji::DEFAULT_EMOJI)
+    }
+
+    /// The style asked for (default: noto).
+    pub fn style(&self) -> &str {
+        self.style.as_deref().unwrap_or("noto")
     }
 
     /// The emoji model's guidance scale.
@@ -254,14 +267,15 @@ impl RenderArgs {
         let fail = |name: &str, owner: &str| Err(anyhow::anyhow!("{name} belongs to {owner}"));
         if model == ModelKind::Mixture {
             for (given, name) in [
-                (self.class.is_some(), "--class"),
+                (self.emoji.is_some(), "--emoji"),
+                (self.style.is_some(), "--style"),
                 (self.guidance.is_some(), "--guidance"),
                 (self.weights.is_some(), "--weights"),
             ] {
                 if given {
                     return fail(
                         name,
-                        "--model emoji; the mixture has no classes, guidance or weights",
+                        "--model emoji; the mixture has no emoji, styles, guidance or weights",
                     );
                 }
             }

@@ -144,16 +144,22 @@ impl ModelChoice {
                     _ if on_pool => "burn-wgpu",
                     _ => "burn-ndarray",
                 };
-                json!({"name": "emoji", "class": args.class(), "guidance": args.guidance(), "burn": burn})
+                json!({"name": "emoji", "emoji": args.emoji(), "style": args.style(), "guidance": args.guidance(), "burn": burn})
             }
         }
     }
 }
 
-/// The emoji model with the arguments' weights (default: the shipped ones), class and
-/// guidance, on burn-ndarray (burn-cuda with `--backend cuda`).
+/// The emoji and style a `--emoji` and `--style` name.
+pub(crate) fn emoji_and_style(emoji: &str, style: &str) -> Result<(usize, chords_emoji::Style)> {
+    let style = style.parse().map_err(anyhow::Error::msg)?;
+    Ok((chords_emoji::find_emoji(emoji)?, style))
+}
+
+/// The emoji model with the arguments' weights (default: the shipped ones), emoji, style
+/// and guidance, on burn-ndarray (burn-cuda with `--backend cuda`).
 fn emoji_model(args: &RenderArgs) -> Result<EmojiModel> {
-    let class = chords_emoji::class_index(args.class()).map_err(anyhow::Error::msg)?;
+    let (emoji, style) = emoji_and_style(args.emoji(), args.style())?;
     let device = match args.backend {
         BackendKind::Cuda => chords_emoji::cuda_device(0)?,
         _ => chords_emoji::cpu_device(),
@@ -162,7 +168,9 @@ fn emoji_model(args: &RenderArgs) -> Result<EmojiModel> {
         Some(path) => EmojiModel::load(path, &device)?,
         None => EmojiModel::shipped(&device)?,
     };
-    Ok(model.with_class(class)?.with_guidance(args.guidance())?)
+    Ok(model
+        .with_emoji(emoji, style)?
+        .with_guidance(args.guidance())?)
 }
 
 /// Checks the arguments and builds everything a run needs; writes nothing.

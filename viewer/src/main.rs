@@ -3,9 +3,11 @@
 //! Every failure prints one line `error: …` on stderr and exits with code 2; a render
 //! stopped by Ctrl-C writes what it has, says so in one line and exits with code 130.
 
+mod atlas;
 mod bench;
 mod cli;
 mod data;
+mod emojis;
 mod files;
 mod frames;
 mod job;
@@ -14,6 +16,7 @@ mod plan;
 mod plot;
 mod raster;
 mod render;
+mod retrieval;
 mod solver;
 mod train;
 mod view;
@@ -117,6 +120,8 @@ fn execute(command: cli::Command) -> anyhow::Result<()> {
         cli::Command::Render(a) => render::run(&a),
         cli::Command::Data(a) => data::run(&a),
         cli::Command::Train(a) => train::run(&a),
+        cli::Command::Emojis(a) => emojis::run(&a),
+        cli::Command::Retrieval(a) => retrieval::run(&a),
         cli::Command::Bench(a) => bench::run_bench(&a),
         cli::Command::Adapters => {
             let adapters =

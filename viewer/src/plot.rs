@@ -4,10 +4,10 @@ use std::path::Path;
 
 use anyhow::Result;
 
-/// Plots the `train_loss` and `held_out_loss` columns of `csv` (log scale) against `step`.
+/// Plots the `train_loss` and `evaluation_loss` columns of `csv` (log scale) against `step`.
 pub fn loss_curves(csv: &Path, png: &Path) -> Result<()> {
     let text = chords::read::read_text(csv, crate::train::MAX_LOG_BYTES)?;
-    // Rows: step, training loss, held-out loss, and (newer logs) the average's held-out loss.
+    // Rows: step, training loss, evaluation loss, and (newer logs) the average's evaluation loss.
     let rows: Vec<Vec<f64>> = text
         .lines()
         .skip(1)
@@ -26,11 +26,11 @@ pub fn loss_curves(csv: &Path, png: &Path) -> Result<()> {
     };
     let mut series = vec![
         ("training (mean per interval)".to_string(), column(1)),
-        ("held out".to_string(), column(2)),
+        ("evaluation".to_string(), column(2)),
     ];
     let averaged = column(3);
     if !averaged.is_empty() {
-        series.push(("held out, averaged weights".to_string(), averaged));
+        series.push(("evaluation, averaged weights".to_string(), averaged));
     }
     let chart = crate::raster::line_chart_png(
         "emoji model: flow-matching loss",

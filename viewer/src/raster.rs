@@ -383,6 +383,54 @@ pub fn line_chart_png(
     encode(&c)
 }
 
+/// One labelled tile of [`picture_grid_png`]: 3×32×32 pictures (values in [-1, 1]) side by
+/// side, its label under them.
+pub struct Tile<'a> {
+    /// Drawn under the pictures (cut to the tile's width).
+    pub label: String,
+    /// The pictures, left to right.
+    pub pictures: Vec<&'a [f32]>,
+}
+
+/// A grid of `columns` tiles a row, each picture drawn at twice its size, as PNG bytes.
+pub fn picture_grid_png(columns: usize, tiles: &[Tile]) -> Result<Vec<u8>> {
+    const SIDE: i64 = 64;
+    const GAP: i64 = 12;
+    let per_tile = tiles
+        .iter()
+        .map(|t| t.pictures.len())
+        .max()
+        .unwrap_or(1)
+        .max(1) as i64;
+    let columns = columns.max(1);
+    let rows = tiles.len().div_ceil(columns).max(1) as i64;
+    let (tile_w, tile_h) = (per_tile * SIDE + (per_tile - 1) * 2, SIDE + 14);
+    let width = columns as i64 * (tile_w + GAP) + GAP;
+    let height = rows * (tile_h + GAP) + GAP;
+    let mut canvas = Canvas::new(width as usize, height as usize);
+    for (i, tile) in tiles.iter().enumerate() {
+        let x0 = GAP + (i % columns) as i64 * (tile_w + GAP);
+        let y0 = GAP + (i / columns) as i64 * (tile_h + GAP);
+        for (k, picture) in tile.pictures.iter().enumerate() {
+            let px = x0 + k as i64 * (SIDE + 2);
+            for p in 0..(32 * 32).min(picture.len() / 3) {
+                let rgb = [0, 1, 2].map(|c| chords::preview::to_byte(picture[c * 1024 + p]));
+                canvas.rect(
+                    px + (p % 32) as i64 * 2,
+                    y0 + (p / 32) as i64 * 2,
+                    2,
+                    2,
+                    rgb,
+                );
+            }
+        }
+        let fits = (tile_w / 6).max(1) as usize;
+        let label: String = tile.label.chars().take(fits).collect();
+        canvas.text(x0, y0 + SIDE + 4, &label, 1, BLACK);
+    }
+    encode(&canvas)
+}
+
 /// Encodes the canvas as an 8-bit RGB PNG.
 fn encode(c: &Canvas) -> Result<Vec<u8>> {
     const ERR: &str = "cannot encode a chart as PNG";

@@ -2,9 +2,12 @@
 //!
 //! Checkpoints (`model.bpk`, `optim.bpk`, `state.txt`) go to `--checkpoint` every
 //! `--save-every` steps and at the end; `--resume` continues a run exactly; `--init` starts
-//! a new run from given weights. `loss.csv` and `loss.png` record the training loss (mean
-//! over each interval) and the held-out loss of the last step's weights and of their moving
-//! average, which is what gets exported.
+//! a new run from given weights. A new run starts each emoji's code at the thumbnail of its
+//! picture. `loss.csv` and `loss.png` record the training loss (mean over each interval) and
+//! the evaluation loss (every tenth picture, fixed noise: comparable between steps) of the
+//! last step's weights and of their moving average, which is what gets exported. Every
+//! picture is trained on: each is the only picture of its condition, so none can be held
+//! out.
 
 use std::fs;
 use std::io::Write;
@@ -158,6 +161,9 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     config.threads = threads;
     let (device, device_name) = args.backend.device()?;
     let has_checkpoint = args.checkpoint.join("state.txt").exists();
+    // Before the trainer: a missing data set is refused without building a network.
+    let data = Dataset::load(&args.data)
+        .with_context(|| format!("run `chords data --out {}` first", args.data.display()))?;
     let mut trainer = match (args.resume, has_checkpoint) {
         (true, true) => Trainer::resume(config, &device, &args.checkpoint)?,
         (true, false) => bail!(
@@ -168,12 +174,16 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             "{} already holds a checkpoint; pass --resume to continue it or choose another --checkpoint",
             args.checkpoint.display()
         ),
-        (false, false) => match init {
-            Some((path, bytes)) => {
-                Trainer::from_weights(config, &device, bytes, &path.display().to_string())?
-            }
-            None => Trainer::new(config, &device),
-        },
+        (false, false) => {
+            let mut trainer = match init {
+                Some((path, bytes)) => {
+                    Trainer::from_weights(config, &device, bytes, &path.display().to_string())?
+                }
+                None => Trainer::new(config, &device),
+            };
+            trainer.start_codes(&data)?;
+            trainer
+        }
     };
     if trainer.steps() > args.steps {
         bail!(
@@ -183,17 +193,14 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             trainer.steps()
         );
     }
-    // After the checkpoint checks: a refused resume does not wait for the data.
-    let data = Dataset::load(&args.data)
-        .with_context(|| format!("run `chords data --out {}` first", args.data.display()))?;
-    let (train, held_out) = data.split(10);
+    let (train, evaluation) = (&data, data.every(10));
     fs::create_dir_all(&args.checkpoint)?;
     let log_path = args.checkpoint.join("loss.csv");
     let mut log = open_log(&log_path, trainer.steps())?;
     eprintln!(
-        "training on {} pictures ({} held out), from step {} to {}, on {device_name}, {threads} thread{}",
+        "training on {} pictures ({} of them for the evaluation loss), from step {} to {}, on {device_name}, {threads} thread{}",
         train.len(),
-        held_out.len(),
+        evaluation.len(),
         trainer.steps(),
         args.steps,
         if threads == 1 { "" } else { "s" }
@@ -207,7 +214,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let started = Instant::now();
     let (mut sum, mut count) = (0.0f64, 0usize);
     while trainer.steps() < args.steps {
-        let loss = trainer.step(&train)?;
+        let loss = trainer.step(train)?;
         if !loss.is_finite() {
             bail!(
                 "training diverged at step {} (loss {loss})",
@@ -220,8 +227,8 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         bar.set_message(format!("loss {:.4}", sum / count as f64));
         let step = trainer.steps();
         if step % args.eval_every == 0 || step == args.steps {
-            let held = trainer.held_out_loss(&held_out)?;
-            let averaged = trainer.averaged_held_out_loss(&held_out)?;
+            let held = trainer.evaluation_loss(&evaluation)?;
+            let averaged = trainer.averaged_evaluation_loss(&evaluation)?;
             writeln!(
                 log,
                 "{step},{:.6},{held:.6},{averaged:.6}",
@@ -233,7 +240,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             // a long run in the background keeps its evaluations.
             bar.suspend(|| {
                 eprintln!(
-                    "step {step}: lr {:.2e}, train loss {:.4}, held-out loss {held:.4} (average {averaged:.4})",
+                    "step {step}: lr {:.2e}, train loss {:.4}, evaluation loss {held:.4} (average {averaged:.4})",
                     trainer.learning_rate(),
                     sum / count as f64
                 )
@@ -269,7 +276,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
 /// Largest loss log read back (a million steps of four columns is about 40 MB).
 pub(crate) const MAX_LOG_BYTES: u64 = 256 << 20;
 
-const LOG_HEADER: &str = "step,train_loss,held_out_loss,averaged_held_out_loss";
+const LOG_HEADER: &str = "step,train_loss,evaluation_loss,averaged_evaluation_loss";
 
 /// Opens `loss.csv` for appending; a log written before the averaged column existed gets
 /// the current header (its old rows keep three columns).

@@ -330,8 +330,12 @@ fn options_that_do_not_apply_are_refused() {
             vec!["--weights", "--model emoji"],
         ),
         (
-            mixture(&["--class", "flags"]),
-            vec!["--class", "--model emoji"],
+            mixture(&["--emoji", "dog"]),
+            vec!["--emoji", "--model emoji"],
+        ),
+        (
+            mixture(&["--style", "twemoji"]),
+            vec!["--style", "--model emoji"],
         ),
         (
             vec![

@@ -99,7 +99,7 @@ pub struct BenchArgs {
 pub enum BenchModel {
     /// The built-in Gaussian mixture (exact denoiser, 8 components of 3×32×32).
     Mixture,
-    /// The emoji flow-matching network (class smileys, guidance 2).
+    /// The emoji flow-matching network (grinning in the Noto style, guidance 2).
     Emoji,
 }
 
@@ -287,6 +287,10 @@ pub fn run_bench(args: &BenchArgs) -> Result<()> {
                     Some(path) => chords_emoji::EmojiModel::load(path, &device)?,
                     None => chords_emoji::EmojiModel::shipped(&device)?,
                 }
+                .with_emoji(
+                    chords_emoji::find_emoji(chords_emoji::DEFAULT_EMOJI)?,
+                    chords_emoji::Style::Noto,
+                )?
                 .with_batching(true);
                 let latent = chords_emoji::SHAPE.to_vec();
                 bench_model("emoji", &emoji, &latent, &solver, args, &mut results)?;

@@ -111,6 +111,8 @@ struct RunView {
 /// The viewer application.
 pub struct ViewerApp {
     settings: Settings,
+    /// The emoji picker's search text.
+    emoji_filter: String,
     /// An inline message: bad settings (nothing was started) or a failed run.
     error: Option<String>,
     status: String,
@@ -139,6 +141,7 @@ impl ViewerApp {
     ) -> Self {
         let mut app = Self {
             settings: startup.settings.clone(),
+            emoji_filter: String::new(),
             error: None,
             status: "press Start (or change the settings first)".into(),
             state: State::Idle,
@@ -417,15 +420,11 @@ impl ViewerApp {
                     });
                 ui.end_row();
                 if s.model == ModelChoice::Emoji {
-                    ui.label("class");
-                    egui::ComboBox::from_id_salt("class")
-                        .selected_text(s.class.clone())
-                        .show_ui(ui, |ui| {
-                            for (name, category) in chords_emoji::CLASSES {
-                                ui.selectable_value(&mut s.class, name.to_string(), name)
-                                    .on_hover_text(category);
-                            }
-                        });
+                    ui.label("emoji");
+                    super::picker::emoji_picker(ui, &mut s.emoji, &mut self.emoji_filter);
+                    ui.end_row();
+                    ui.label("style");
+                    super::picker::style_picker(ui, &mut s.style);
                     ui.end_row();
                     ui.label("guidance");
                     ui.add(egui::Slider::new(&mut s.guidance, 0.0..=6.0).step_by(0.25));

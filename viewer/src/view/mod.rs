@@ -3,6 +3,7 @@
 //! headless instead.
 
 mod app;
+mod picker;
 mod session;
 mod settings;
 mod timeline;
@@ -35,9 +36,12 @@ pub struct ViewArgs {
     /// Initial model (the controls can change it).
     #[arg(long, value_enum)]
     pub model: Option<ModelChoice>,
-    /// Initial emoji class.
-    #[arg(long)]
-    pub class: Option<String>,
+    /// Initial emoji (a short name or the emoji itself; see `chords emojis`).
+    #[arg(long, value_name = "NAME")]
+    pub emoji: Option<String>,
+    /// Initial emoji style.
+    #[arg(long, value_name = "noto|twemoji")]
+    pub style: Option<String>,
     /// Initial backend: cpu, or wgpu (on the window's own GPU, pictures drawn straight
     /// into textures).
     #[arg(long, value_enum)]
@@ -72,7 +76,8 @@ impl ViewArgs {
             frame_times: false,
             out: PathBuf::from("out"),
             model: None,
-            class: None,
+            emoji: None,
+            style: None,
             backend: None,
             cores: None,
             steps: None,
@@ -88,7 +93,11 @@ impl ViewArgs {
         let d = Settings::default();
         let settings = Settings {
             model: self.model.unwrap_or(d.model),
-            class: self.class.clone().unwrap_or(d.class.clone()),
+            emoji: self.emoji.clone().unwrap_or(d.emoji.clone()),
+            style: match &self.style {
+                Some(style) => style.parse().map_err(anyhow::Error::msg)?,
+                None => d.style,
+            },
             backend: self.backend.unwrap_or(d.backend),
             cores: self.cores.unwrap_or(d.cores),
             steps: self.steps.unwrap_or(d.steps),

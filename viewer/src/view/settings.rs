@@ -49,7 +49,9 @@ pub enum BackendChoice {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     pub model: ModelChoice,
-    pub class: String,
+    /// The emoji's name (or the emoji itself), as `--emoji` takes it.
+    pub emoji: String,
+    pub style: chords_emoji::Style,
     pub guidance: f32,
     pub seed: u64,
     pub steps: usize,
@@ -77,7 +79,8 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             model: ModelChoice::Emoji,
-            class: "smileys".into(),
+            emoji: chords_emoji::DEFAULT_EMOJI.into(),
+            style: chords_emoji::Style::Noto,
             guidance: chords_emoji::DEFAULT_GUIDANCE,
             seed: 0,
             steps: 50,
@@ -107,7 +110,8 @@ impl Settings {
         match self.model {
             ModelChoice::Emoji => {
                 push("--model", "emoji".into());
-                push("--class", self.class.clone());
+                push("--emoji", self.emoji.clone());
+                push("--style", self.style.name().into());
                 push("--guidance", self.guidance.to_string());
             }
             ModelChoice::Mixture => push("--model", "mixture".into()),
@@ -192,7 +196,7 @@ impl Settings {
         };
         let stop: chords::StopRule = args.stop.parse()?;
         if args.model == Some(crate::cli::ModelKind::Emoji) {
-            chords_emoji::class_index(args.class()).map_err(anyhow::Error::msg)?;
+            crate::job::emoji_and_style(args.emoji(), args.style())?;
         }
         if !matches!(args.schedule.strategy, Strategy::Optimal) || args.schedule.init.is_some() {
             let method = Method::from_args(&args, None)?;
@@ -242,8 +246,11 @@ mod tests {
         assert!(e.contains("got 99"), "{e}");
         let e = bad(&|s| s.stop = "core-index:9".into());
         assert!(e.contains('9'), "{e}");
-        let e = bad(&|s| s.class = "dragons".into());
-        assert!(e.contains("dragons") && e.contains("smileys"), "{e}");
+        let e = bad(&|s| s.emoji = "dgo".into());
+        assert!(
+            e.contains("unknown emoji `dgo`") && e.contains("dog"),
+            "{e}"
+        );
         let e = bad(&|s| s.stop = "sometimes".into());
         assert!(e.contains("sometimes"), "{e}");
     }
