@@ -148,7 +148,7 @@ pub fn condition_parts(condition: usize) -> Option<(usize, Style)> {
 /// empty filter. For pickers and listings (`chords emojis dog`).
 ///
 /// ```
-/// assert!(chords_emoji::search("flag fr").any(|e| e.name == "flag-fr"));
+/// assert!(chords_emoji::search("flag fr").any(|e| e.aliases.contains(&"flag-fr")));
 /// ```
 pub fn search(filter: &str) -> impl Iterator<Item = &'static Emoji> {
     let words: Vec<String> = filter
@@ -348,7 +348,10 @@ mod tests {
         assert!(search("thumbsup").any(|e| e.name == "+1"));
         assert!(search("🐶").any(|e| e.name == "dog"));
         let flags: Vec<&str> = search("flags FR").map(|e| e.name).collect();
-        assert!(flags.contains(&"flag-fr"), "{flags:?}");
+        assert!(
+            flags.contains(&"fr"),
+            "the French flag, `fr` (also flag-fr): {flags:?}"
+        );
         assert_eq!(search("no such emoji at all").count(), 0);
     }
 
