@@ -140,8 +140,12 @@ pub fn run(args: &RetrievalArgs) -> Result<()> {
             .progress_chars("=> "),
     );
     let started = Instant::now();
-    let mut draws = Vec::with_capacity(args.count);
-    for (condition, seed) in draw(args.count, args.seed) {
+    // The samples are independent: one worker thread per CPU core takes every n-th.
+    let drawn = draw(args.count, args.seed);
+    let workers = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(drawn.len());
+    let sample = |&(condition, seed): &(usize, u64)| -> Result<Draw> {
         let model = model.clone().with_condition(condition)?;
         let x0 = CpuBackend.upload(0, &chords::noise::gaussian(seed, NUMEL))?;
         let sequential = first_hit(
@@ -154,13 +158,40 @@ pub fn run(args: &RetrievalArgs) -> Result<()> {
             &model,
             StopRule::CoreIndex(1),
         )?;
-        draws.push(Draw {
+        bar.inc(1);
+        Ok(Draw {
             condition,
             sequential,
             chords,
-        });
-        bar.inc(1);
-    }
+        })
+    };
+    let parts: Vec<Result<Vec<Draw>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|w| {
+                let (drawn, sample) = (&drawn, &sample);
+                s.spawn(move || drawn.iter().skip(w).step_by(workers).map(sample).collect())
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|payload| {
+                    Err(anyhow::anyhow!(
+                        "a retrieval worker failed: {}",
+                        chords::panic_message(payload.as_ref())
+                    ))
+                })
+            })
+            .collect()
+    });
+    // Back to the order of the draw: worker w holds samples w, w + workers, …
+    let mut parts: Vec<std::vec::IntoIter<Draw>> = parts
+        .into_iter()
+        .map(|part| part.map(Vec::into_iter))
+        .collect::<Result<_>>()?;
+    let draws: Vec<Draw> = (0..drawn.len())
+        .filter_map(|i| parts[i % workers].next())
+        .collect();
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
 
