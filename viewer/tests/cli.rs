@@ -1277,8 +1277,8 @@ fn estimate_frames(backend: &str) {
 }
 
 /// The default model's estimate frames of round 5 already look like each core's final
-/// picture: PSNR against the core's own hit ≥ 15 dB (measured 16.1–19.8 dB; the noisy
-/// points of round 5 are 6–8 dB).
+/// picture: PSNR against the core's own hit ≥ 15 dB (measured 19.0–23.8 dB with the shipped
+/// weights; the noisy points of round 5 are 6–9 dB).
 #[test]
 fn round_5_estimates_of_the_default_model_look_like_the_outputs() {
     let dir = scratch("estimates-emoji");
@@ -1320,6 +1320,7 @@ fn round_5_estimates_of_the_default_model_look_like_the_outputs() {
             .sum::<f64>()
             / (a.len() / 4 * 3) as f64;
         let psnr = 10.0 * (255.0f64.powi(2) / mse).log10();
+        eprintln!("core {core}: round-5 estimate {psnr:.1} dB");
         assert!(psnr >= 15.0, "{}: {psnr:.1} dB", frame.display());
         checked += 1;
     }
