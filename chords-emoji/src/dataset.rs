@@ -20,8 +20,9 @@ impl Dataset {
     /// (so that the labels mean the conditions the model is asked for).
     pub fn load(dir: &Path) -> Result<Self, EmojiError> {
         let bad = |e: chords::npy::NpyError| EmojiError::Input(e.to_string());
-        let catalog = chords::read::read_text(&dir.join("catalog.tsv"), 1 << 20)
-            .map_err(|e| EmojiError::Input(format!("{}: {}", dir.display(), e.reason)))?;
+        let path = dir.join("catalog.tsv");
+        let catalog = chords::read::read_text(&path, 1 << 20)
+            .map_err(|e| EmojiError::Input(format!("{}: {}", path.display(), e.reason)))?;
         if catalog != include_str!("../catalog.tsv") {
             return Err(EmojiError::Input(format!(
                 "{}: catalog.tsv differs from the catalogue built into chords-emoji; copy it to \

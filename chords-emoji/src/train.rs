@@ -531,9 +531,9 @@ fn scalar(t: Tensor<1>) -> Result<f32, EmojiError> {
 }
 
 /// Each float parameter's values, in visiting order.
-fn tensors(net: &EmojiNet) -> Vec<Vec<f32>> {
+fn tensors<M: Module>(module: &M) -> Vec<Vec<f32>> {
     let mut flat = Flatten(VecDeque::new());
-    net.visit(&mut flat);
+    module.visit(&mut flat);
     flat.0
         .into_iter()
         .map(|t| t.into_data().try_to_vec::<f32>().unwrap_or_default())
@@ -570,12 +570,7 @@ mod tests {
     }
 
     fn flat(net: &EmojiNet) -> Vec<f32> {
-        let mut flat = Flatten(VecDeque::new());
-        net.visit(&mut flat);
-        flat.0
-            .into_iter()
-            .flat_map(|t| t.into_data().try_to_vec::<f32>().unwrap_or_default())
-            .collect()
+        tensors(net).concat()
     }
 
     /// Eight pictures of noise from `seed`, with the first `conditions` conditions in turn.
@@ -769,22 +764,13 @@ mod tests {
             class: EmbeddingConfig::new(10, 128).init(&device),
             conv_in: burn::nn::conv::Conv2dConfig::new([3, 16], [3, 3]).init(&device),
         };
-        let conv_in = tensors_of(&old.conv_in);
+        let conv_in = tensors(&old.conv_in);
         let bytes = old.into_record().into_bytes().unwrap().to_vec();
         let trainer =
             Trainer::from_weights(TrainConfig::default(), &device, bytes, "category.bpk").unwrap();
         let net = trainer.net();
         let all = tensors(&net);
         assert!(conv_in.iter().all(|t| all.contains(t)), "conv_in landed");
-    }
-
-    fn tensors_of<M: Module>(module: &M) -> Vec<Vec<f32>> {
-        let mut flat = Flatten(VecDeque::new());
-        module.visit(&mut flat);
-        flat.0
-            .into_iter()
-            .map(|t| t.into_data().try_to_vec::<f32>().unwrap())
-            .collect()
     }
 
     #[test]
