@@ -50,6 +50,9 @@ pub struct RetrievalArgs {
     /// Samples in the --grid picture.
     #[arg(long, default_value_t = 64)]
     pub grid_count: usize,
+    /// Replace an existing --grid file.
+    #[arg(long)]
+    pub overwrite: bool,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -124,6 +127,15 @@ pub fn run(args: &RetrievalArgs) -> Result<()> {
         );
     }
     crate::limits::check_counts(args.steps, args.cores)?;
+    if let Some(path) = &args.grid
+        && path.exists()
+        && !args.overwrite
+    {
+        bail!(
+            "--grid {} exists; pass --overwrite to replace it",
+            path.display()
+        );
+    }
     let atlas = crate::atlas::decode(crate::atlas::SHIPPED, conditions())?;
     let device = chords_emoji::cpu_device();
     let model = match &args.weights {

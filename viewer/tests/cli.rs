@@ -354,6 +354,18 @@ fn bad_input_is_one_line_and_exit_code_2() {
             vec!["unknown emoji `dgo`", "did you mean", "dog"],
         ),
         (
+            vec!["retrieval".into(), "--count".into(), "0".into()],
+            vec!["--count must be between 1 and 1906"],
+        ),
+        (
+            vec!["retrieval".into(), "--grid".into(), d("text.npy")],
+            vec!["text.npy exists", "--overwrite"],
+        ),
+        (
+            vec!["retrieval".into(), "--cores".into(), "3".into()],
+            vec!["4, 6 and 8"],
+        ),
+        (
             r(&["--model", "emoji", "--style", "apple"]),
             vec!["unknown style `apple`", "noto, twemoji"],
         ),
