@@ -109,6 +109,15 @@ impl EmojiModel {
         Self::from_bytes(bytes, &path.display().to_string(), device)
     }
 
+    /// The weights of `path` ([`load`](Self::load)), or the shipped ones when it is `None`
+    /// (as `chords render --weights` takes them).
+    pub fn load_or_shipped(path: Option<&Path>, device: &Device) -> Result<Self, EmojiError> {
+        match path {
+            Some(path) => Self::load(path, device),
+            None => Self::shipped(device),
+        }
+    }
+
     /// Wraps a network (e.g. one being trained): condition 0 (the first emoji, in Noto),
     /// guidance [`DEFAULT_GUIDANCE`].
     pub fn from_net(net: EmojiNet, device: &Device) -> Self {

@@ -164,10 +164,7 @@ fn emoji_model(args: &RenderArgs) -> Result<EmojiModel> {
         BackendKind::Cuda => chords_emoji::cuda_device(0)?,
         _ => chords_emoji::cpu_device(),
     };
-    let model = match &args.weights {
-        Some(path) => EmojiModel::load(path, &device)?,
-        None => EmojiModel::shipped(&device)?,
-    };
+    let model = EmojiModel::load_or_shipped(args.weights.as_deref(), &device)?;
     Ok(model
         .with_emoji(emoji, style)?
         .with_guidance(args.guidance())?)

@@ -138,10 +138,7 @@ pub fn run(args: &RetrievalArgs) -> Result<()> {
     }
     let atlas = crate::atlas::decode(crate::atlas::SHIPPED, conditions())?;
     let device = chords_emoji::cpu_device();
-    let model = match &args.weights {
-        Some(path) => EmojiModel::load(path, &device)?,
-        None => EmojiModel::shipped(&device)?,
-    };
+    let model = EmojiModel::load_or_shipped(args.weights.as_deref(), &device)?;
     let model = model.with_guidance(args.guidance.unwrap_or(chords_emoji::DEFAULT_GUIDANCE))?;
     let solver = Arc::new(chords::Euler::new(FlowSchedule::new(args.steps, 1.0)?));
     let init = InitSequence::from_strategy(InitStrategy::Paper, args.steps, args.cores)?;

@@ -283,15 +283,13 @@ pub fn run_bench(args: &BenchArgs) -> Result<()> {
             }
             BenchModel::Emoji => {
                 let device = chords_emoji::cpu_device();
-                let emoji = match &args.weights {
-                    Some(path) => chords_emoji::EmojiModel::load(path, &device)?,
-                    None => chords_emoji::EmojiModel::shipped(&device)?,
-                }
-                .with_emoji(
-                    chords_emoji::find_emoji(chords_emoji::DEFAULT_EMOJI)?,
-                    chords_emoji::Style::Noto,
-                )?
-                .with_batching(true);
+                let emoji =
+                    chords_emoji::EmojiModel::load_or_shipped(args.weights.as_deref(), &device)?
+                        .with_emoji(
+                            chords_emoji::find_emoji(chords_emoji::DEFAULT_EMOJI)?,
+                            chords_emoji::Style::Noto,
+                        )?
+                        .with_batching(true);
                 let latent = chords_emoji::SHAPE.to_vec();
                 bench_model("emoji", &emoji, &latent, &solver, args, &mut results)?;
             }
